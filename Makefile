@@ -1,0 +1,40 @@
+# Two commands do everything: `make lab` (set up, open the course) and `make test` (set up, run every test).
+# The set-up is shared: .venv is (re)built when it is missing or when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# JupyterLab refuses to run as root (containers, CI) unless told it may.
+ifeq ($(shell id -u 2>/dev/null),0)
+ROOT_FLAG := --allow-root
+endif
+
+.PHONY: lab test setup notebooks clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "Environment ready in $(VENV)."
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab; open the URL it prints below (Ctrl-C twice to stop)."
+	$(PY) -m jupyter lab --ServerApp.root_dir=. --LabApp.news_url=None $(ROOT_FLAG) notebooks/00_welcome.ipynb
+
+test: $(STAMP)
+	$(PY) -m ruff check course_lib tests benchmarks
+	$(PY) -m pytest
+
+# Re-execute every notebook in place (after changing a notebook or the code it uses), then commit the outputs.
+notebooks: $(STAMP)
+	$(PY) -m course_lib execute notebooks exercises
+
+clean-venv:
+	rm -rf $(VENV)

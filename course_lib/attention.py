@@ -1,0 +1,238 @@
+"""Scaled dot-product self-attention in plain numpy, in the course's notation.
+
+A sequence of n tokens is a matrix X of shape (n, d_model), one row per token; leading batch
+axes (..., n, d_model) are allowed everywhere. Step by step:
+
+    Q = X W_Q,  K = X W_K,  V = X W_V           queries, keys, values   (n, d_k), (n, d_k), (n, d_v)
+    A = Q Kᵀ,   a_ij = q_i · k_j                raw scores              (n, n)
+    Ã = A / √d_k                                scaled scores           (n, n)
+    α_ij = exp(ã_ij) / Σ_k exp(ã_ik)            weights, rows sum to 1  (n, n)
+    O = α V,    o_i = Σ_j α_ij v_j              outputs                 (n, d_v)
+
+Every function keeps the input's float dtype (float32 in, float32 out; integers become
+float64) and never modifies its inputs. A mask is boolean with True = "may attend"; a blocked
+score becomes −∞ before the softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from course_lib.shapes import as_float_array, check_mask, check_positive, float_dtype
+
+__all__ = [
+    "project_qkv",
+    "attention_scores",
+    "scale_scores",
+    "softmax",
+    "attention_weights",
+    "weighted_sum",
+    "self_attention",
+    "causal_mask",
+    "attention_loops",
+]
+
+
+def project_qkv(
+    X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, W_V: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project the embeddings into queries, keys and values: Q = X W_Q, K = X W_K, V = X W_V.
+
+    Shapes: X (..., n, d_model); W_Q and W_K (d_model, d_k); W_V (d_model, d_v).
+    Returns (Q, K, V) of shapes (..., n, d_k), (..., n, d_k), (..., n, d_v).
+    """
+    X = as_float_array(X, "X", 2, "(n, d_model)")
+    d_model = X.shape[-1]
+    weights = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V}
+    for name, W in weights.items():
+        W = weights[name] = as_float_array(W, name, 2, "(d_model, d_k)")
+        if W.ndim != 2 or W.shape[0] != d_model:
+            raise ValueError(
+                f"{name} has shape {W.shape} but X has shape {X.shape}: {name} must be a matrix "
+                f"of shape (d_model, ...) with d_model = {d_model} rows, one per embedding "
+                "dimension of X."
+            )
+    if weights["W_Q"].shape[1] != weights["W_K"].shape[1]:
+        raise ValueError(
+            f"W_Q has shape {weights['W_Q'].shape} and W_K has shape {weights['W_K'].shape}: "
+            "queries and keys must have the same width d_k, or q · k is not defined."
+        )
+    dtype = float_dtype(X, *weights.values())
+    Q, K, V = (np.matmul(X, W, dtype=dtype) for W in weights.values())
+    return Q, K, V
+
+
+def attention_scores(Q: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Raw attention scores A = Q Kᵀ, that is a_ij = q_i · k_j, over the last two axes.
+
+    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k) -> A (..., n_q, n_k).
+    """
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(
+            f"Q has shape {Q.shape} and K has shape {K.shape}: queries and keys must have the "
+            f"same width d_k (got {Q.shape[-1]} and {K.shape[-1]})."
+        )
+    _check_batch("Q", Q, "K", K)
+    return np.matmul(Q, np.swapaxes(K, -1, -2), dtype=float_dtype(Q, K))
+
+
+def scale_scores(A: np.ndarray, d_k: float) -> np.ndarray:
+    """Scaled scores Ã = A / √d_k, which keeps the scores' variance near 1 whatever d_k is.
+
+    Shapes: A (..., n_q, n_k) -> (..., n_q, n_k); d_k is the width of the queries and keys.
+    """
+    A = as_float_array(A, "A", 0)
+    d_k = check_positive(d_k, "d_k")
+    return (A / math.sqrt(d_k)).astype(float_dtype(A), copy=False)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along `axis`: exp(x - max) / Σ exp(x - max).
+
+    Subtracting each row's maximum changes nothing mathematically but keeps exp from
+    overflowing (scores of 1000) or underflowing to an all-zero row (rows far below others).
+    A row that is entirely −∞ (every position blocked) gives zeros, not NaN.
+    Shape: any; the result has the shape of x and sums to 1 along `axis`.
+    """
+    x = as_float_array(x, "x", 0)
+    if x.ndim == 0:
+        raise ValueError("softmax needs at least one axis; got a scalar.")
+    out = x.astype(float_dtype(x), copy=True)
+    return _softmax_inplace(out, axis)
+
+
+def attention_weights(Q: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Attention weights α = softmax(Q Kᵀ / √d_k) along each row, with `mask` applied first.
+
+    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), mask (n_q, n_k) or broadcastable, boolean,
+    True = may attend. Returns α (..., n_q, n_k), each row summing to 1 (a row whose every
+    position is blocked is all zeros).
+    """
+    A = attention_scores(Q, K)  # a fresh array of our own: the steps below work in place
+    d_k = np.shape(Q)[-1]
+    A *= A.dtype.type(1 / math.sqrt(d_k))  # Ã = A / √d_k
+    if mask is not None:
+        mask = check_mask(mask, A.shape)
+        if np.broadcast_shapes(mask.shape, A.shape) != A.shape:
+            A = np.broadcast_to(A, np.broadcast_shapes(mask.shape, A.shape)).copy()
+        np.copyto(A, -np.inf, where=~mask)  # blocked: exp(−∞) = 0 after the softmax
+    return _softmax_inplace(A, axis=-1)
+
+
+def weighted_sum(weights: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Outputs O = α V, that is o_i = Σ_j α_ij v_j: each output a weighted average of values.
+
+    Shapes: weights (..., n_q, n_k), V (..., n_k, d_v) -> O (..., n_q, d_v).
+    """
+    weights = as_float_array(weights, "weights", 2, "(n_q, n_k)")
+    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    if weights.shape[-1] != V.shape[-2]:
+        raise ValueError(
+            f"weights has shape {weights.shape} and V has shape {V.shape}: each row of the "
+            f"weights needs one weight per value, so n_k = {weights.shape[-1]} must equal the "
+            f"number of rows of V ({V.shape[-2]})."
+        )
+    _check_batch("weights", weights, "V", V)
+    return np.matmul(weights, V, dtype=float_dtype(weights, V))
+
+
+def self_attention(
+    X: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled dot-product self-attention: O = softmax(Q Kᵀ / √d_k) V with Q, K, V = X W_{Q,K,V}.
+
+    Shapes: X (..., n, d_model); W_Q, W_K (d_model, d_k); W_V (d_model, d_v); mask (n, n) or
+    broadcastable, True = may attend. Returns (O, weights) of shapes (..., n, d_v), (..., n, n).
+    """
+    Q, K, V = project_qkv(X, W_Q, W_K, W_V)
+    weights = attention_weights(Q, K, mask)
+    return weighted_sum(weights, V), weights
+
+
+def causal_mask(n: int) -> np.ndarray:
+    """The causal (GPT-style) mask: True on and below the diagonal, so token i sees j <= i.
+
+    Shape: (n, n), dtype bool.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive whole number of tokens; got {n!r}.")
+    return np.tril(np.ones((n, n), dtype=bool))
+
+
+def attention_loops(
+    X: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Self-attention with explicit loops over i and j, line for line with the formulas.
+
+    The teaching version and the tests' independent oracle: no matrix of scores is ever
+    formed by a matrix product. It computes in float64 and returns the input's float dtype.
+    Same arguments and results as `self_attention`: (O, weights) of shapes (..., n, d_v),
+    (..., n, n).
+    """
+    X = as_float_array(X, "X", 2, "(n, d_model)")
+    dtype = float_dtype(X, W_Q, W_K, W_V)
+    W_Q, W_K, W_V = (np.asarray(W, dtype=np.float64) for W in (W_Q, W_K, W_V))
+    project_qkv(X[..., :1, :], W_Q, W_K, W_V)  # the same shape checks, on one token
+    *batch, n, _ = X.shape
+    d_k, d_v = W_Q.shape[1], W_V.shape[1]
+    if mask is not None:
+        mask = np.broadcast_to(check_mask(mask, (*batch, n, n)), (*batch, n, n))
+    O = np.zeros((*batch, n, d_v))
+    weights = np.zeros((*batch, n, n))
+    for b in np.ndindex(*batch):  # one sequence at a time (a single () when there is no batch)
+        x = X[b].astype(np.float64)
+        for i in range(n):
+            q_i = x[i] @ W_Q  # the query of token i
+            # scaled scores ã_ij = (q_i · k_j) / √d_k, −∞ where token i may not attend to j
+            a = np.full(n, -np.inf)
+            for j in range(n):
+                if mask is None or mask[b][i, j]:
+                    k_j = x[j] @ W_K
+                    a[j] = np.dot(q_i, k_j) / math.sqrt(d_k)
+            # α_ij = exp(ã_ij - m) / Σ_k exp(ã_ik - m), with m the row maximum for stability
+            m = max(a)
+            if m == -np.inf:
+                continue  # every position blocked: the weights and the output stay 0
+            e = [math.exp(a[j] - m) for j in range(n)]
+            total = sum(e)
+            for j in range(n):
+                weights[b][i, j] = e[j] / total
+            # o_i = Σ_j α_ij v_j
+            for j in range(n):
+                v_j = x[j] @ W_V
+                O[b][i] += weights[b][i, j] * v_j
+    return O.astype(dtype), weights.astype(dtype)
+
+
+def _softmax_inplace(x: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax of a float array along `axis`, overwriting it (no copy of an n x n matrix)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m[m == -np.inf] = 0  # a row of −∞ only: subtract nothing, its exps are all 0
+    x -= m
+    np.exp(x, out=x)
+    total = np.sum(x, axis=axis, keepdims=True)
+    np.divide(x, total, out=x, where=total > 0)  # an all-zero row stays zero, not 0/0 = NaN
+    return x
+
+
+def _check_batch(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """A clear error when the leading (batch) axes of two operands cannot broadcast."""
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"{name_a} has shape {a.shape} and {name_b} has shape {b.shape}: their leading "
+            f"(batch) axes {a.shape[:-2]} and {b.shape[:-2]} do not match."
+        ) from None

@@ -1,0 +1,50 @@
+"""An Elman recurrent network in plain numpy: the sequential model attention is compared with.
+
+    h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),   t = 1 .. n,   h_0 = 0 by default
+
+Shapes: X (..., n, d_in), W_xh (d_in, d_h), W_hh (d_h, d_h), b_h (d_h,), h0 (..., d_h).
+Step t needs h_{t-1}: the loop over t cannot be replaced by one matrix product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib.shapes import as_float_array, float_dtype
+
+__all__ = ["rnn_forward"]
+
+
+def rnn_forward(
+    X: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    b_h: np.ndarray,
+    h0: np.ndarray | None = None,
+) -> np.ndarray:
+    """All hidden states H = (h_1, ..., h_n) of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h).
+
+    Shapes: X (..., n, d_in), W_xh (d_in, d_h), W_hh (d_h, d_h), b_h (d_h,), h0 (..., d_h) or
+    None for zeros. Returns H (..., n, d_h); h_0 is not included.
+    """
+    X = as_float_array(X, "X", 2, "(n, d_in)")
+    W_xh = as_float_array(W_xh, "W_xh", 2, "(d_in, d_h)")
+    W_hh = as_float_array(W_hh, "W_hh", 2, "(d_h, d_h)")
+    b_h = as_float_array(b_h, "b_h", 1, "(d_h,)")
+    d_in, d_h = X.shape[-1], W_hh.shape[0]
+    if W_xh.shape != (d_in, d_h) or W_hh.shape != (d_h, d_h) or b_h.shape != (d_h,):
+        raise ValueError(
+            f"with X of shape {X.shape} (d_in = {d_in}) and W_hh of shape {W_hh.shape} "
+            f"(d_h = {d_h}), W_xh must be {(d_in, d_h)}, W_hh {(d_h, d_h)} and b_h {(d_h,)}; "
+            f"got W_xh {W_xh.shape}, W_hh {W_hh.shape}, b_h {b_h.shape}."
+        )
+    dtype = float_dtype(X, W_xh, W_hh, b_h)
+    *batch, n, _ = X.shape
+    h = np.zeros((*batch, d_h), dtype=dtype) if h0 is None else np.array(h0, dtype=dtype)
+    if h.shape[-1:] != (d_h,):
+        raise ValueError(f"h0 must have shape (..., d_h) with d_h = {d_h}; got {h.shape}.")
+    H = np.empty((*np.broadcast_shapes(tuple(batch), h.shape[:-1]), n, d_h), dtype=dtype)
+    for t in range(n):  # sequential: h_t needs h_{t-1}
+        h = np.tanh(X[..., t, :] @ W_xh + h @ W_hh + b_h).astype(dtype, copy=False)
+        H[..., t, :] = h
+    return H
