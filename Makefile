@@ -32,9 +32,12 @@ test: $(STAMP)
 	$(PY) -m ruff check course_lib tests benchmarks
 	$(PY) -m pytest
 
-# Re-execute every notebook in place (after changing a notebook or the code it uses), then commit the outputs.
+# Re-execute every notebook in place (after changing a notebook or the code it uses), then commit the
+# outputs: the lessons, the instructor's solution notebooks, then the student notebooks released from them.
+EXECUTE := $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False
 notebooks: $(STAMP)
-	$(PY) -m course_lib execute notebooks exercises
+	$(EXECUTE) notebooks/*.ipynb exercises/solutions/*.ipynb
+	$(PY) -m course_lib release
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,7 +20,13 @@ import math
 
 import numpy as np
 
-from course_lib.shapes import as_float_array, check_mask, check_positive, float_dtype
+from course_lib.shapes import (
+    as_float_array,
+    check_count,
+    check_mask,
+    check_positive,
+    float_dtype,
+)
 
 __all__ = [
     "project_qkv",
@@ -32,6 +38,9 @@ __all__ = [
     "self_attention",
     "causal_mask",
     "attention_loops",
+    "blockwise_attention",
+    "sinusoidal_positions",
+    "multi_head_self_attention",
 ]
 
 
@@ -112,9 +121,12 @@ def attention_weights(Q: np.ndarray, K: np.ndarray, mask: np.ndarray | None = No
     True = may attend. Returns α (..., n_q, n_k), each row summing to 1 (a row whose every
     position is blocked is all zeros).
     """
-    A = attention_scores(Q, K)  # a fresh array of our own: the steps below work in place
-    d_k = np.shape(Q)[-1]
-    A *= A.dtype.type(1 / math.sqrt(d_k))  # Ã = A / √d_k
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    d_k = Q.shape[-1]
+    # Ã = Q Kᵀ / √d_k = (Q / √d_k) Kᵀ: scaling the n x d_k queries is cheaper than the n x n scores
+    scale = float_dtype(Q, K).type(1 / math.sqrt(d_k))
+    A = attention_scores(Q * scale, K)  # a fresh array of our own: the steps below work in place
     if mask is not None:
         mask = check_mask(mask, A.shape)
         if np.broadcast_shapes(mask.shape, A.shape) != A.shape:
@@ -162,8 +174,7 @@ def causal_mask(n: int) -> np.ndarray:
 
     Shape: (n, n), dtype bool.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive whole number of tokens; got {n!r}.")
+    n = check_count(n, "n")
     return np.tril(np.ones((n, n), dtype=bool))
 
 
@@ -216,6 +227,117 @@ def attention_loops(
     return O.astype(dtype), weights.astype(dtype)
 
 
+def blockwise_attention(
+    Q: np.ndarray, K: np.ndarray, V: np.ndarray, block_size: int = 128
+) -> np.ndarray:
+    """O = softmax(Q Kᵀ / √d_k) V computed one block of keys at a time (the online softmax).
+
+    Never holds an n_q x n_k array: for each block of `block_size` keys it computes the block's
+    scaled scores S, and keeps per query row a running maximum m, a running sum
+    l = Σ_j exp(ã_ij − m) and a running unnormalised output o = Σ_j exp(ã_ij − m) v_j. When a
+    block raises the maximum from m to m', what was summed so far is rescaled by exp(m − m').
+    At the end O = o / l. The largest temporary is (..., n_q, block_size).
+
+    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), V (..., n_k, d_v) -> O (..., n_q, d_v).
+    """
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    block_size = check_count(block_size, "block_size")
+    if Q.shape[-1] != K.shape[-1] or K.shape[-2] != V.shape[-2]:
+        raise ValueError(
+            f"Q {Q.shape}, K {K.shape} and V {V.shape} do not fit: Q and K need the same width "
+            "d_k, and K and V the same number of rows n_k (one value per key)."
+        )
+    dtype = float_dtype(Q, K, V)
+    n_k = K.shape[-2]
+    batch = np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2])
+    Q_scaled = (Q * dtype.type(1 / math.sqrt(Q.shape[-1]))).astype(dtype, copy=False)
+    m = np.full((*batch, Q.shape[-2], 1), -np.inf, dtype=dtype)  # running row maximum
+    l = np.zeros((*batch, Q.shape[-2], 1), dtype=dtype)  # running Σ exp(ã_ij − m)
+    o = np.zeros((*batch, Q.shape[-2], V.shape[-1]), dtype=dtype)  # running Σ exp(ã_ij − m) v_j
+    for start in range(0, n_k, block_size):
+        keys = slice(start, start + block_size)
+        K_block, V_block = K[..., keys, :], V[..., keys, :]
+        S = np.matmul(Q_scaled, np.swapaxes(K_block, -1, -2), dtype=dtype)  # (..., n_q, block)
+        m_new = np.maximum(m, S.max(axis=-1, keepdims=True))
+        correction = np.exp(m - m_new)  # rescales the sums made under the old maximum
+        S -= m_new
+        P = np.exp(S, out=S)  # exp(ã_ij − m'), in place of the scores
+        l = l * correction + P.sum(axis=-1, keepdims=True)
+        o = o * correction + np.matmul(P, V_block, dtype=dtype)
+        m = m_new
+    o /= l
+    return o
+
+
+def sinusoidal_positions(n: int, d_model: int) -> np.ndarray:
+    """The sine/cosine position encodings of Vaswani et al. (2017), one row per position.
+
+        PE[pos, 2i]     = sin(pos / 10000^(2i / d_model))
+        PE[pos, 2i + 1] = cos(pos / 10000^(2i / d_model))
+
+    Each pair of columns is a clock of its own frequency, from one turn every 2π positions
+    (i = 0) to one every 10000 · 2π. Shape: (n, d_model), float64; add it to X.
+    """
+    n, d_model = check_count(n, "n"), check_count(d_model, "d_model")
+    pos = np.arange(n)[:, None]  # (n, 1)
+    two_i = np.arange(0, d_model, 2)[None, :]  # (1, ceil(d_model / 2))
+    angle = pos / 10000 ** (two_i / d_model)
+    PE = np.empty((n, d_model))
+    PE[:, 0::2] = np.sin(angle)
+    PE[:, 1::2] = np.cos(angle[:, : d_model // 2])
+    return PE
+
+
+def multi_head_self_attention(
+    X: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    W_O: np.ndarray,
+    n_heads: int,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-head self-attention: split into heads, attend per head, concatenate, project.
+
+    With d_head = d_model / n_heads, head h uses the columns h·d_head .. (h+1)·d_head − 1 of
+    W_Q, W_K and W_V:  head_h = softmax(Q_h K_hᵀ / √d_head) V_h,  and
+    O = concat(head_0, ..., head_{n_heads−1}) W_O.
+
+    Shapes: X (..., n, d_model); W_Q, W_K, W_V, W_O (d_model, d_model); mask (n, n) or
+    (..., n, n), shared by every head, True = may attend.
+    Returns (O, weights) of shapes (..., n, d_model) and (..., n_heads, n, n).
+    """
+    X = as_float_array(X, "X", 2, "(n, d_model)")
+    d_model = X.shape[-1]
+    n_heads = check_count(n_heads, "n_heads")
+    if d_model % n_heads:
+        raise ValueError(
+            f"n_heads = {n_heads} does not divide d_model = {d_model}: every head gets "
+            f"d_model / n_heads columns, so choose n_heads among the divisors of {d_model}."
+        )
+    W_O = as_float_array(W_O, "W_O", 2, "(d_model, d_model)")
+    if W_O.shape != (d_model, d_model):
+        raise ValueError(f"W_O must have shape (d_model, d_model) = {(d_model, d_model)}; "
+                         f"got {W_O.shape}.")
+    Q, K, V = project_qkv(X, W_Q, W_K, W_V)  # (..., n, d_model) each
+    if Q.shape[-1] != d_model or V.shape[-1] != d_model:
+        raise ValueError(f"W_Q, W_K and W_V must have shape (d_model, d_model) = "
+                         f"{(d_model, d_model)}; got {np.shape(W_Q)}, {np.shape(W_K)}, "
+                         f"{np.shape(W_V)}.")
+    d_head = d_model // n_heads
+
+    def split(M: np.ndarray) -> np.ndarray:  # (..., n, d_model) -> (..., n_heads, n, d_head)
+        return np.swapaxes(M.reshape(*M.shape[:-1], n_heads, d_head), -2, -3)
+
+    if mask is not None and np.ndim(mask) > 2:
+        mask = np.expand_dims(mask, -3)  # (..., n, n) -> (..., 1, n, n): the same for every head
+    weights = attention_weights(split(Q), split(K), mask)  # (..., n_heads, n, n)
+    heads = np.matmul(weights, split(V))  # (..., n_heads, n, d_head)
+    concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], heads.shape[-2], d_model)
+    return np.matmul(concat, W_O, dtype=float_dtype(concat, W_O)), weights
+
 def _softmax_inplace(x: np.ndarray, axis: int) -> np.ndarray:
     """Softmax of a float array along `axis`, overwriting it (no copy of an n x n matrix)."""
     m = np.max(x, axis=axis, keepdims=True)
@@ -223,7 +345,9 @@ def _softmax_inplace(x: np.ndarray, axis: int) -> np.ndarray:
     x -= m
     np.exp(x, out=x)
     total = np.sum(x, axis=axis, keepdims=True)
-    np.divide(x, total, out=x, where=total > 0)  # an all-zero row stays zero, not 0/0 = NaN
+    # an all-zero row (every score −∞) stays zero rather than 0 / 0 = NaN
+    inverse = np.divide(1, total, out=np.zeros_like(total), where=total > 0)
+    x *= inverse  # one multiplication per weight is cheaper than a division
     return x
 
 

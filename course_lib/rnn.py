@@ -12,7 +12,7 @@ import numpy as np
 
 from course_lib.shapes import as_float_array, float_dtype
 
-__all__ = ["rnn_forward"]
+__all__ = ["rnn_forward", "rnn_input_jacobians"]
 
 
 def rnn_forward(
@@ -48,3 +48,35 @@ def rnn_forward(
         h = np.tanh(X[..., t, :] @ W_xh + h @ W_hh + b_h).astype(dtype, copy=False)
         H[..., t, :] = h
     return H
+
+
+def rnn_input_jacobians(
+    X: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    b_h: np.ndarray,
+    h0: np.ndarray | None = None,
+) -> np.ndarray:
+    """How much each hidden state h_t still depends on the first input x_1: J_t = ∂h_t/∂x_1.
+
+    Exact, by the chain rule through the recurrence (no finite differences). With
+    z_t = x_t W_xh + h_{t-1} W_hh + b_h and h_t = tanh(z_t), in the row-vector convention
+    (entry [a, b] of a Jacobian is ∂h_t[a] / ∂(input)[b]):
+
+        ∂h_1/∂x_1     = diag(1 − h_1²) W_xhᵀ
+        ∂h_t/∂h_{t-1} = diag(1 − h_t²) W_hhᵀ
+        J_t           = ∂h_t/∂h_{t-1} · J_{t-1}      (a product of t − 1 step Jacobians)
+
+    Shapes: X (n, d_in) (one sequence), W_xh (d_in, d_h), W_hh (d_h, d_h), b_h (d_h,).
+    Returns J of shape (n, d_h, d_in) with J[t - 1] = ∂h_t/∂x_1.
+    """
+    H = rnn_forward(X, W_xh, W_hh, b_h, h0)
+    if H.ndim != 2:
+        raise ValueError(f"rnn_input_jacobians takes one sequence X of shape (n, d_in); "
+                         f"got {np.shape(X)}.")
+    W_xh, W_hh = np.asarray(W_xh, dtype=H.dtype), np.asarray(W_hh, dtype=H.dtype)
+    J = np.empty((H.shape[0], H.shape[1], W_xh.shape[0]), dtype=H.dtype)
+    J[0] = (1 - H[0] ** 2)[:, None] * W_xh.T
+    for t in range(1, H.shape[0]):
+        J[t] = ((1 - H[t] ** 2)[:, None] * W_hh.T) @ J[t - 1]
+    return J

@@ -12,7 +12,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_positive", "check_mask", "float_dtype"]
+__all__ = ["as_float_array", "check_count", "check_positive", "check_mask", "float_dtype"]
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -53,6 +53,13 @@ def check_positive(value: object, name: str) -> float:
     return value
 
 
+def check_count(value: object, name: str) -> int:
+    """`value` as an int, or a `ValueError` if it is not a positive whole number."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number; got {value!r}.")
+    return int(value)
+
+
 def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:
     """`mask` as a boolean array that broadcasts against scores of shape `(..., n_q, n_k)`.
 
@@ -61,7 +68,7 @@ def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:
     """
     mask = np.asarray(mask)
     if mask.dtype != np.bool_:
-        raise TypeError(
+        raise ValueError(
             f"mask must be boolean (True = may attend, False = blocked); got dtype {mask.dtype}. "
             "If you built it from 0/1 numbers, use mask.astype(bool)."
         )
