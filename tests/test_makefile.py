@@ -1,0 +1,42 @@
+"""The README commands `make lab` and `make test` share one set-up that runs only when needed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def dry_run(*targets: str) -> str:
+    """What make would run for `targets`, without running it."""
+    result = subprocess.run(["make", "-n", *targets], cwd=ROOT, capture_output=True, text=True,
+                            check=True)
+    return result.stdout
+
+
+def test_lab_opens_the_welcome_notebook_with_jupyterlab() -> None:
+    command = dry_run("lab").splitlines()[-1]
+    assert "jupyter lab" in command and command.endswith("notebooks/00_welcome.ipynb")
+    assert ("--allow-root" in command) == (os.geteuid() == 0)  # JupyterLab refuses root without it
+
+
+def test_test_runs_ruff_then_pytest() -> None:
+    lines = [line for line in dry_run("test").splitlines() if ".venv/bin/python -m" in line]
+    assert lines[-2:] == [
+        ".venv/bin/python -m ruff check course_lib tests benchmarks",
+        ".venv/bin/python -m pytest",
+    ]
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed").exists(), reason="no make-built .venv")
+def test_a_second_run_does_not_reinstall() -> None:
+    assert "pip install" not in dry_run("test")
+    # and a changed pyproject.toml would: make compares the two files' times
+    newer = ["make", "-n", "-W", "pyproject.toml", "test"]
+    assert "pip install" in subprocess.run(newer, cwd=ROOT, capture_output=True, text=True).stdout
