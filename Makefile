@@ -34,9 +34,8 @@ test: $(STAMP)
 
 # Re-execute every notebook in place (after changing a notebook or the code it uses), then commit the
 # outputs: the lessons, the instructor's solution notebooks, then the student notebooks released from them.
-EXECUTE := $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False
 notebooks: $(STAMP)
-	$(EXECUTE) notebooks/*.ipynb exercises/solutions/*.ipynb
+	$(PY) -m course_lib execute notebooks exercises/solutions
 	$(PY) -m course_lib release
 
 clean-venv:

@@ -56,7 +56,8 @@ def project_qkv(
     d_model = X.shape[-1]
     weights = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V}
     for name, W in weights.items():
-        W = weights[name] = as_float_array(W, name, 2, "(d_model, d_k)")
+        width = "d_v" if name == "W_V" else "d_k"
+        W = weights[name] = as_float_array(W, name, 2, f"(d_model, {width})")
         if W.ndim != 2 or W.shape[0] != d_model:
             raise ValueError(
                 f"{name} has shape {W.shape} but X has shape {X.shape}: {name} must be a matrix "
@@ -193,9 +194,9 @@ def attention_loops(
     (..., n, n).
     """
     X = as_float_array(X, "X", 2, "(n, d_model)")
-    dtype = float_dtype(X, W_Q, W_K, W_V)
+    project_qkv(X[..., :1, :], W_Q, W_K, W_V)  # the same checks as the vectorized version
+    dtype = float_dtype(X, *(np.asarray(W) for W in (W_Q, W_K, W_V)))
     W_Q, W_K, W_V = (np.asarray(W, dtype=np.float64) for W in (W_Q, W_K, W_V))
-    project_qkv(X[..., :1, :], W_Q, W_K, W_V)  # the same shape checks, on one token
     *batch, n, _ = X.shape
     d_k, d_v = W_Q.shape[1], W_V.shape[1]
     if mask is not None:

@@ -311,3 +311,11 @@ def test_mask_of_wrong_shape() -> None:
 def test_causal_mask_needs_a_positive_whole_number(n) -> None:
     with pytest.raises(ValueError, match="positive whole number"):
         causal_mask(n)
+
+
+def test_plain_lists_are_accepted_everywhere() -> None:
+    X = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    I = [[1.0, 0.0], [0.0, 1.0]]
+    for implementation in (self_attention, attention_loops):
+        O, weights = implementation(X, I, I, I)
+        np.testing.assert_allclose(weights, WEIGHTS_HAND, atol=1e-4)

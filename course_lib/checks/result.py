@@ -1,0 +1,84 @@
+"""The result of a check: `.passed`, `.feedback`, truthy exactly when passed.
+
+It renders as a compact coloured box in JupyterLab (`_repr_html_`) and as plain text
+elsewhere (`__str__`, `__repr__`). Both renderings are deterministic (no timings, no
+addresses), because nbval compares a check cell's output with the committed one.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CheckResult"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a checker found.
+
+    function   the learner's function that was checked, e.g. "softmax"
+    passed     True when every case passed
+    n_passed   how many of the n_cases cases passed
+    summary    one line: "all 9 cases passed", "not implemented yet: ...", ...
+    details    the smallest failing case: its inputs, the expected and the received values
+    hint       the likely mistake, in the course's words ("" when passed)
+    diagnosis  a short key for tools and tests: "passed", "not-implemented", "timeout",
+               "mutation", "exception", "type", "shape", "nan", "values", or the key of the
+               recognised mistake (e.g. "no-max-subtraction")
+    """
+
+    function: str
+    passed: bool
+    n_passed: int
+    n_cases: int
+    summary: str
+    details: str = ""
+    hint: str = ""
+    diagnosis: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def feedback(self) -> str:
+        """The text a learner reads: the summary, the failing case, the hint."""
+        mark = "✓" if self.passed else "✗"
+        parts = [f"{mark} {self.function}: {self.summary}"]
+        if self.details:
+            parts.append(self.details)
+        if self.hint:
+            parts.append(f"Hint: {self.hint}")
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.feedback
+
+    def __repr__(self) -> str:
+        return self.feedback
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.feedback)
+
+    def _repr_html_(self) -> str:
+        colour, background, mark = (
+            ("#1a7f37", "#e9f7ee", "✓") if self.passed else ("#c62828", "#fdecea", "✗")
+        )
+        parts = [
+            f'<div style="border-left:4px solid {colour};background:{background};'
+            'padding:6px 10px;margin:4px 0;border-radius:3px;font-family:sans-serif;'
+            'color:#222;line-height:1.4">',
+            f'<b style="color:{colour}">{mark}</b> <code>{html.escape(self.function)}</code>: '
+            f"{html.escape(self.summary)}",
+        ]
+        if self.hint:
+            parts.append(f"<div><b>Hint:</b> {html.escape(self.hint)}</div>")
+        if self.details:
+            parts.append(
+                '<details><summary style="cursor:pointer">the smallest failing case</summary>'
+                f'<pre style="margin:4px 0;font-size:90%">{html.escape(self.details)}</pre>'
+                "</details>"
+            )
+        parts.append("</div>")
+        return "".join(parts)
