@@ -33,6 +33,8 @@ __all__ = [
     "tokenize",
     "embed",
     "designed_projections",
+    "IMAGE_PATCH_SIZE",
+    "synthetic_image",
 ]
 
 EMBEDDING_DIMS: tuple[str, ...] = (
@@ -139,3 +141,38 @@ def designed_projections() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for c, name in enumerate(VALUE_FEATURES):
         W_V[d[name], c] = 1.0
     return W_Q, W_K, W_V
+
+
+IMAGE_PATCH_SIZE = 8
+"""Side in pixels of the square patches `synthetic_image()` is designed to be cut into."""
+
+
+def synthetic_image() -> np.ndarray:
+    """A small RGB picture made in code, for self-attention over image patches (lesson 07).
+
+    48 × 48 pixels, values in [0, 1], shape (48, 48, 3): a 6 × 6 grid of patches of
+    `IMAGE_PATCH_SIZE` = 8 pixels. Light-blue sky over green grass; a red house of 2 × 2
+    patches on the left, a small red ball on the right (one patch), a yellow sun in the sky
+    and a white cloud. Every object fills whole patches, so each patch has one colour.
+    """
+    p = IMAGE_PATCH_SIZE
+    colours = {
+        "sky": (0.60, 0.80, 0.95),
+        "grass": (0.30, 0.65, 0.25),
+        "red": (0.85, 0.10, 0.10),
+        "yellow": (0.98, 0.85, 0.15),
+        "white": (0.97, 0.97, 0.97),
+    }
+    patches = [  # the colour of each patch, row by row
+        ["sky", "white", "white", "sky", "yellow", "sky"],
+        ["sky", "sky", "sky", "sky", "sky", "sky"],
+        ["sky", "red", "red", "sky", "sky", "sky"],
+        ["grass", "red", "red", "grass", "grass", "grass"],
+        ["grass", "grass", "grass", "grass", "red", "grass"],
+        ["grass", "grass", "grass", "grass", "grass", "grass"],
+    ]
+    image = np.empty((len(patches) * p, len(patches[0]) * p, 3))
+    for r, row in enumerate(patches):
+        for c, name in enumerate(row):
+            image[r * p:(r + 1) * p, c * p:(c + 1) * p] = colours[name]
+    return image

@@ -44,8 +44,9 @@ def rnn_forward(
     if h.shape[-1:] != (d_h,):
         raise ValueError(f"h0 must have shape (..., d_h) with d_h = {d_h}; got {h.shape}.")
     H = np.empty((*np.broadcast_shapes(tuple(batch), h.shape[:-1]), n, d_h), dtype=dtype)
+    XW = X @ W_xh + b_h  # the inputs' part of every step: independent of h, so all at once
     for t in range(n):  # sequential: h_t needs h_{t-1}
-        h = np.tanh(X[..., t, :] @ W_xh + h @ W_hh + b_h).astype(dtype, copy=False)
+        h = np.tanh(XW[..., t, :] + h @ W_hh).astype(dtype, copy=False)
         H[..., t, :] = h
     return H
 

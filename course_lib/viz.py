@@ -28,6 +28,10 @@ __all__ = [
     "fit_loglog",
     "loglog_fit",
     "to_png",
+    "semilog_fit",
+    "loglog_fits",
+    "attention_grid",
+    "patch_attention",
 ]
 
 
@@ -265,3 +269,179 @@ def to_png(fig: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def _two_decimals(value: float) -> str:
+    """value with two decimals, and "0.00" rather than "-0.00" for a tiny negative number."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def semilog_fit(
+    x: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    ax: Axes | None = None,
+) -> Figure:
+    """Each series (label -> y of the shape of x) as points on a log y axis, with its fitted
+    exponential, the least-squares line ln y = rate · x + intercept, dashed in the same colour.
+
+    The legend gives each rate ("label: rate = -0.36 per step"): y is multiplied by e^rate per
+    unit of x, so a rate of 0 is a flat line (no decay).
+    """
+    x = np.asarray(x, dtype=float)
+    ax = _axes(ax, (6.0, 4.0))
+    for label, y in series.items():
+        y = np.asarray(y, dtype=float)
+        rate, intercept = np.polyfit(x, np.log(y), 1)
+        legend = f"{label}: rate = {_two_decimals(rate)} per step"
+        (points,) = ax.semilogy(x, y, "o", markersize=3, label=legend)
+        ax.semilogy(x, np.exp(intercept + rate * x), "--", color=points.get_color(), linewidth=1)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+def loglog_fits(
+    x: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    fit_from: float | None = None,
+    vline: float | None = None,
+    vline_label: str = "",
+    ax: Axes | None = None,
+) -> Figure:
+    """Each series (label -> y of the shape of x) as points on log-log axes (x in powers of 2)
+    with its fitted power law y ≈ c · x^slope (`fit_loglog`), dashed in the same colour; the
+    legend gives the slope ("label: slope = 2.00").
+
+    With `fit_from`, only the points with x >= fit_from enter the fit (small sizes are often
+    dominated by fixed costs); NaN points are skipped. With `vline`, a dotted vertical line marks
+    that x (a crossover, say), labelled `vline_label`.
+    """
+    x = np.asarray(x, dtype=float)
+    ax = _axes(ax, (6.0, 4.0))
+    for label, y in series.items():
+        y = np.asarray(y, dtype=float)
+        use = np.isfinite(y) & (x >= (x.min() if fit_from is None else fit_from))
+        slope, intercept = fit_loglog(x[use], y[use])
+        legend = f"{label}: slope = {_two_decimals(slope)}"
+        (points,) = ax.loglog(x, y, "o", markersize=4, label=legend)
+        ax.loglog(x[use], 10**intercept * x[use] ** slope, "--", color=points.get_color(),
+                  linewidth=1)
+    if vline is not None:
+        ax.axvline(vline, color="gray", linestyle=":", label=vline_label)
+    ax.set_xscale("log", base=2)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+def attention_grid(
+    weights: np.ndarray,
+    tokens: Sequence[str],
+    *,
+    titles: Sequence[str],
+    suptitle: str = "",
+    annotate: bool = False,
+) -> Figure:
+    """Several attention-weight matrices side by side, weights of shape (k, n, n).
+
+    Panel p is `weights[p]` as a heatmap (rows = query tokens, columns = key tokens) titled
+    `titles[p]`; every panel uses the same colour scale, 0 to 1, and one shared colour bar.
+    For the heads of multi-head attention (k = n_heads) or the same sentence under two masks.
+    """
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 3 or weights.shape[1:] != (len(tokens), len(tokens)):
+        raise ValueError(
+            f"weights has shape {weights.shape}; expected (k, n, n) with n = {len(tokens)} "
+            "tokens."
+        )
+    if len(titles) != len(weights):
+        raise ValueError(f"{len(weights)} panels but {len(titles)} titles.")
+    k, n = weights.shape[0], len(tokens)
+    side = 1.0 + 0.38 * n
+    fig = Figure(figsize=(k * side + 1.2, side + 0.9), layout="constrained")
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    for p, ax in enumerate(axes):
+        image = ax.imshow(weights[p], cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(n), labels=list(tokens), rotation=90)
+        ax.set_yticks(range(n), labels=list(tokens) if p == 0 else [])
+        ax.set_title(titles[p])
+        ax.set_xlabel("key token j")
+        if annotate:
+            for (r, c), value in np.ndenumerate(weights[p]):
+                ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > 0.5 else "black")
+    axes[0].set_ylabel("query token i")
+    colorbar = fig.colorbar(image, ax=list(axes), shrink=0.8)
+    colorbar.set_label(r"weight $\alpha_{ij}$")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def patch_attention(
+    image: np.ndarray,
+    weights: np.ndarray,
+    patch_size: int,
+    query: int,
+    *,
+    title: str = "Attention of one patch over the image",
+    ax: Axes | None = None,
+) -> Figure:
+    """One patch's attention weights drawn over the image they were computed on.
+
+    `image` (H, W, 3) or (H, W) is cut into patches of `patch_size` × `patch_size` pixels,
+    numbered row by row; `weights` (n_patches,) is the query patch's row of α. The left panel
+    shows the image with the query patch outlined; the right panel shades each patch by its
+    weight (the grid of weights, shape (H / patch_size, W / patch_size)) over a faded copy of
+    the image, with the query patch outlined again.
+    """
+    from matplotlib.patches import Rectangle
+
+    image = np.asarray(image, dtype=float)
+    rows, cols = image.shape[0] // patch_size, image.shape[1] // patch_size
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != (rows * cols,):
+        raise ValueError(
+            f"weights has shape {weights.shape}; the image has {rows} × {cols} = {rows * cols} "
+            f"patches of {patch_size} × {patch_size} pixels."
+        )
+    if ax is None:
+        fig = Figure(figsize=(8.4, 3.8), layout="constrained")
+        left, ax = fig.subplots(1, 2)
+        left.imshow(image)
+        left.set_title("the image and the query patch")
+    else:
+        fig, left = ax.figure, None
+    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    ax.imshow(image, alpha=0.35)
+    grid = ax.imshow(weights.reshape(rows, cols), cmap="magma", alpha=0.75, extent=extent,
+                     vmin=0.0, interpolation="nearest")
+    ax.set_title(title)
+    r, c = divmod(query, cols)
+    for target in (left, ax):
+        if target is None:
+            continue
+        target.add_patch(Rectangle((c * patch_size - 0.5, r * patch_size - 0.5), patch_size,
+                                   patch_size, fill=False, edgecolor="cyan", linewidth=2.5))
+        target.set_xticks(np.arange(0, image.shape[1] + 1, patch_size) - 0.5, labels=[])
+        target.set_yticks(np.arange(0, image.shape[0] + 1, patch_size) - 0.5, labels=[])
+        target.grid(True, color="white", linewidth=0.5, alpha=0.6)
+        target.tick_params(length=0)
+    colorbar = fig.colorbar(grid, ax=ax, shrink=0.85)
+    colorbar.set_label(r"weight $\alpha_{qj}$ of patch j")
+    return fig

@@ -74,3 +74,15 @@ def test_data_imports_numpy_only() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
     assert imported <= {"numpy", "__future__"}
+
+
+def test_synthetic_image_has_one_colour_per_patch() -> None:
+    image, p = data.synthetic_image(), data.IMAGE_PATCH_SIZE
+    assert image.shape == (48, 48, 3) and image.dtype == np.float64
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    patches = image.reshape(6, p, 6, p, 3).transpose(0, 2, 1, 3, 4).reshape(36, p * p, 3)
+    assert np.all(patches == patches[:, :1])  # every patch is one colour
+    red = np.array([0.85, 0.10, 0.10])
+    assert [i for i in range(36) if np.allclose(patches[i, 0], red)] == [13, 14, 19, 20, 28]
+    image[:] = 0.0
+    assert data.synthetic_image().max() > 0.0  # a fresh array every call

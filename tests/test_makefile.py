@@ -14,9 +14,10 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 
 def dry_run(*targets: str) -> str:
-    """What make would run for `targets`, without running it."""
-    result = subprocess.run(["make", "-n", *targets], cwd=ROOT, capture_output=True, text=True,
-                            check=True)
+    """What make would run for `targets`, without running it (also from inside `make test`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", *targets], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=True)
     return result.stdout
 
 
@@ -38,5 +39,4 @@ def test_test_runs_ruff_then_pytest() -> None:
 def test_a_second_run_does_not_reinstall() -> None:
     assert "pip install" not in dry_run("test")
     # and a changed pyproject.toml would: make compares the two files' times
-    newer = ["make", "-n", "-W", "pyproject.toml", "test"]
-    assert "pip install" in subprocess.run(newer, cwd=ROOT, capture_output=True, text=True).stdout
+    assert "pip install" in dry_run("-W", "pyproject.toml", "test")

@@ -141,3 +141,71 @@ def test_only_widgets_import_viz_or_widgets() -> None:
                 assert not (parts[0] == "course_lib" and {"viz", "widgets"} & set(parts[1:])), (
                     f"{path.relative_to(package)} imports {name}"
                 )
+
+
+def test_semilog_fit_shows_points_fitted_exponentials_and_rates() -> None:
+    x = np.arange(1.0, 11.0)
+    series = {"fast": 2.0 * np.exp(-0.5 * x), "flat": np.full(x.size, 0.1)}
+    ax = viz.semilog_fit(x, series, title="decay", xlabel="distance", ylabel="norm").axes[0]
+    fast_points, fast_fit, flat_points, flat_fit = ax.get_lines()
+    assert np.array_equal(fast_points.get_ydata(), series["fast"])
+    np.testing.assert_allclose(fast_fit.get_ydata(), series["fast"])  # the fit is exact here
+    np.testing.assert_allclose(flat_fit.get_ydata(), 0.1)
+    assert fast_fit.get_color() == fast_points.get_color() != flat_points.get_color()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["fast: rate = -0.50 per step", "flat: rate = 0.00 per step"]
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("decay", "distance", "norm")
+
+
+def test_loglog_fits_fits_each_series_from_a_size_on() -> None:
+    x = np.array([8.0, 16.0, 32.0, 64.0, 128.0])
+    quadratic = 1e-6 * x**2 + np.array([1e-3, 0, 0, 0, 0])  # a fixed cost spoils the first point
+    partial = np.array([1.0, 2.0, 4.0, np.nan, np.nan])  # measured for small sizes only
+    fig = viz.loglog_fits(x, {"quadratic": quadratic, "partial": partial}, title="t", xlabel="n",
+                          ylabel="s", fit_from=16, vline=20, vline_label="crossover")
+    ax = fig.axes[0]
+    q_points, q_fit, p_points, p_fit, marker = ax.get_lines()
+    assert np.array_equal(q_points.get_xdata(), x) and np.array_equal(q_fit.get_xdata(), x[1:])
+    np.testing.assert_allclose(q_fit.get_ydata(), quadratic[1:])
+    np.testing.assert_array_equal(p_fit.get_xdata(), [16.0, 32.0])  # NaNs and x < 16 left out
+    assert list(marker.get_xdata()) == [20, 20]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["quadratic: slope = 2.00", "partial: slope = 1.00", "crossover"]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+
+
+def test_attention_grid_one_panel_per_matrix_with_a_shared_scale() -> None:
+    stacked = np.stack([WEIGHTS, WEIGHTS.T / WEIGHTS.T.sum(axis=1, keepdims=True)])
+    fig = viz.attention_grid(stacked, TOKENS, titles=["head 0", "head 1"])
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["head 0", "head 1"]
+    for ax, weights in zip(panels, stacked, strict=True):
+        [image] = ax.images
+        assert np.array_equal(image.get_array(), weights)
+        assert image.get_clim() == (0.0, 1.0)
+        assert ticklabels(ax.xaxis) == TOKENS
+    assert ticklabels(panels[0].yaxis) == TOKENS
+    assert "alpha" in fig.axes[-1].get_ylabel()  # one shared, labelled colour bar
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="titles"):
+        viz.attention_grid(stacked, TOKENS, titles=["only one"])
+    with pytest.raises(ValueError, match="expected"):
+        viz.attention_grid(WEIGHTS, TOKENS, titles=["2-D"])
+
+
+def test_patch_attention_draws_the_weights_grid_over_the_image() -> None:
+    image = np.zeros((8, 12, 3))
+    image[:4, :4] = (1.0, 0.0, 0.0)
+    weights = np.arange(6.0) / 15  # 2 x 3 patches of 4 pixels
+    fig = viz.patch_attention(image, weights, 4, query=4, title="patch 4")
+    left, right = fig.axes[:2]
+    assert np.array_equal(left.images[0].get_array(), image)
+    faded, grid = right.images
+    assert np.array_equal(faded.get_array(), image)
+    assert np.array_equal(grid.get_array(), weights.reshape(2, 3))
+    assert right.get_title() == "patch 4"
+    [outline] = [p for p in right.patches if not p.get_fill()]
+    assert outline.get_xy() == (4 - 0.5, 4 - 0.5) and outline.get_width() == 4  # row 1, col 1
+    with pytest.raises(ValueError, match="patches"):
+        viz.patch_attention(image, weights[:5], 4, query=0)

@@ -3,7 +3,8 @@
 `call_learner(fn, args, kwargs, timeout)` calls `fn` on private copies of its inputs and
 always returns an `Outcome` (plain data: the returned value, or the exception's type, message
 and line, or "timed out"; plus the names of the inputs it modified). It never raises because
-of the learner's code.
+of the learner's code. With `measure_memory=True` the Outcome also carries the call's peak
+memory in bytes (numpy arrays and Python objects allocated during the call, by `tracemalloc`).
 
 This module imports only the standard library and numpy, on purpose: the grader runs it
 inside a sandbox next to a learner's functions, where neither the reference implementation
@@ -19,6 +20,7 @@ import signal
 import sysconfig
 import threading
 import traceback
+import tracemalloc
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ class Outcome:
     error: ErrorInfo | None = None
     timed_out: bool = False
     mutated: tuple[str, ...] = field(default_factory=tuple)
+    peak_memory: int | None = None  # bytes held at once during the call, when measured
 
     @property
     def returned(self) -> bool:
@@ -66,12 +69,16 @@ def call_learner(
     args: Sequence[tuple[str, Any]],
     kwargs: Mapping[str, Any] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    *,
+    measure_memory: bool = False,
 ) -> Outcome:
     """Call `fn(*args, **kwargs)` on copies of the inputs, with a time limit.
 
     `args` are (name, value) pairs passed positionally; the names are used to report which
     input the function modified. numpy warnings (overflow, invalid value) are silenced: the
-    judge reports their consequences (inf, NaN) in the course's words instead.
+    judge reports their consequences (inf, NaN) in the course's words instead. With
+    `measure_memory`, `Outcome.peak_memory` is the most memory the call held at once, beyond
+    what was allocated before it (the copies of the inputs are not counted).
     """
     kwargs = dict(kwargs or {})
     named = list(args) + list(kwargs.items())
@@ -85,10 +92,34 @@ def call_learner(
             warnings.simplefilter("ignore")
             return fn(*call_args, **call_kwargs)
 
-    outcome = _run_with_timeout(target, timeout)
+    if measure_memory:
+        outcome = _measure_peak(lambda: _run_with_timeout(target, timeout))
+    else:
+        outcome = _run_with_timeout(target, timeout)
     outcome.mutated = tuple(
         name for name in originals if not _same(originals[name], copies[name])
     )
+    return outcome
+
+
+def _measure_peak(run: Callable[[], Outcome]) -> Outcome:
+    """`run()` with tracemalloc on: its Outcome, with the peak bytes allocated during it.
+
+    If tracemalloc is already tracing (a lesson measuring memory, a profiler), it is left
+    running and only its peak is reset; otherwise it is started here and stopped afterwards.
+    """
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        outcome = run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    outcome.peak_memory = max(0, peak - before)
     return outcome
 
 

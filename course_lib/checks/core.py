@@ -6,9 +6,10 @@ output, and the known mistakes, each a wrong variant of the function with the hi
 names it. Checking a learner's function:
 
 1. call it on every case, smallest first (`calling.call_learner`: copies of the inputs, a
-   time limit, exceptions captured; the grader can swap in a remote caller);
-2. judge each outcome against the reference (type, shape, NaN, values, modified inputs),
-   with a tolerance that fits the case's dtype;
+   time limit, exceptions captured, and the peak memory on a case with a `memory_limit`;
+   the grader can swap in a remote caller);
+2. judge each outcome against the reference (type, shape, NaN, values, modified inputs,
+   peak memory when measured), with a tolerance that fits the case's dtype;
 3. on failure, diagnose: compute the known wrong variants on the cases and pick the one the
    learner's outputs agree with (on the smallest failing case, and on the most cases
    overall); its hint names the mistake. Otherwise a generic hint.
@@ -37,11 +38,16 @@ NOT_IMPLEMENTED = "not implemented yet: replace `raise NotImplementedError` with
 
 @dataclass(frozen=True)
 class Case:
-    """One input for the learner's function: named positional arguments and keywords."""
+    """One input for the learner's function: named positional arguments and keywords.
+
+    memory_limit: the most bytes the function may hold at once on this case (its peak is
+    then measured by the caller); None, the default, for no limit and no measurement.
+    """
 
     name: str
     args: tuple[tuple[str, Any], ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    memory_limit: int | None = None
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -108,6 +114,7 @@ class Checker:
     mistakes    known wrong variants, most specific first
     hint        the generic hint when no known mistake matches
     nan_hint    the hint when the output has NaN or inf where it should not
+    memory_hint the hint when the right values took more memory than a case allows
     """
 
     function: str
@@ -121,6 +128,10 @@ class Checker:
         "overflows or a division by zero."
     )
     make_harder: Callable[[], list[Case]] | None = None
+    memory_hint: str = (
+        "your function holds more memory at once than this case allows: avoid building "
+        "large intermediate arrays."
+    )
 
     # -- data -------------------------------------------------------------------------------
 
@@ -167,7 +178,10 @@ class Checker:
             )
 
         def caller(case: Case) -> Outcome:
-            return call_learner(fn, case.args, case.kwargs, timeout)
+            return call_learner(
+                fn, case.args, case.kwargs, timeout,
+                measure_memory=case.memory_limit is not None,
+            )
 
         return self.run(caller, harder=harder, timeout=timeout)
 
@@ -220,11 +234,13 @@ class Checker:
             case.describe(self.function),
             verdict.problem,
         ]
-        if outcome.returned and verdict.kind not in ("mutation",):
+        if outcome.returned and verdict.kind not in ("mutation", "memory"):
             details += ["Expected:", self._format(self.expected(case))]
             details += ["Received:", self._format_received(outcome.value)]
         if verdict.kind == "mutation":
             hint, key = self._mutation_hint(outcome.mutated), "mutation"
+        elif verdict.kind == "memory":
+            hint, key = self.memory_hint, "memory"
         else:
             hint, key = self._diagnose(results, case, outcome, verdict)
         summary = f"{n_passed} of {len(cases)} cases passed."
@@ -271,6 +287,14 @@ class Checker:
                     False, "values",
                     f"{self._label(name)} has wrong values (largest difference {largest:.3g}).",
                 )
+        limit, peak = case.memory_limit, outcome.peak_memory
+        if limit is not None and peak is not None and peak > limit:
+            # the limit, not the measured peak, goes into the text: it must be the same each run
+            return Verdict(
+                False, "memory",
+                f"Your values are right, but at its peak your function held more than "
+                f"{limit / 2**20:g} MiB of memory at once, the most this case allows.",
+            )
         return Verdict(True)
 
     def _label(self, name: str) -> str:
@@ -430,9 +454,7 @@ def _all_close(
 
 def _precision(case: Case, received: Sequence[np.ndarray]) -> int:
     """Bytes per number of the least precise float among the inputs and the results."""
-    return min(
-        case.dtype.itemsize, *(a.itemsize for a in received if a.dtype.kind == "f")
-    )
+    return min([case.dtype.itemsize, *(a.itemsize for a in received if a.dtype.kind == "f")])
 
 
 def format_array(array: np.ndarray) -> str:

@@ -25,8 +25,8 @@ class CheckResult:
     details    the smallest failing case: its inputs, the expected and the received values
     hint       the likely mistake, in the course's words ("" when passed)
     diagnosis  a short key for tools and tests: "passed", "not-implemented", "timeout",
-               "mutation", "exception", "type", "shape", "nan", "values", or the key of the
-               recognised mistake (e.g. "no-max-subtraction")
+               "mutation", "exception", "type", "shape", "nan", "values", "memory", or the key
+               of the recognised mistake (e.g. "no-max-subtraction")
     """
 
     function: str

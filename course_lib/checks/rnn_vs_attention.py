@@ -1,0 +1,246 @@
+"""Checker of exercise 05, RNN versus attention: `rnn_forward`, the Elman recurrence.
+
+    h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),   t = 1 .. n,   H = (h_1, ..., h_n)
+
+Lesson: notebooks/05_rnn_vs_attention.ipynb. Exercise: exercises/05_rnn_vs_attention.ipynb.
+Tests: tests/test_checks_rnn_vs_attention.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from course_lib import rnn
+from course_lib.checks.calling import DEFAULT_TIMEOUT
+from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.result import CheckResult
+
+__all__ = ["RNN_FORWARD", "check_rnn_forward"]
+
+
+# -- the cases -----------------------------------------------------------------------------------
+
+
+def _case(
+    name: str, X: Any, W_xh: Any, W_hh: Any, b_h: Any, h0: Any = None, dtype: Any = np.float64
+) -> Case:
+    args = [("X", X), ("W_xh", W_xh), ("W_hh", W_hh), ("b_h", b_h)]
+    if h0 is not None:
+        args.append(("h0", h0))
+    return Case(name, tuple((key, np.asarray(value, dtype=dtype)) for key, value in args))
+
+
+def _random_case(
+    seed: int, n: int, d_in: int, d_h: int, with_h0: bool, dtype: Any = np.float64,
+    batch: tuple[int, ...] = (),
+) -> Case:
+    """Weights of a moderate size: tanh bends (it is not linear), and nothing saturates."""
+    X = random_normal(seed, *batch, n, d_in, dtype=dtype)
+    W_xh = random_normal(seed + 1, d_in, d_h, scale=0.6, dtype=dtype)
+    W_hh = random_normal(seed + 2, d_h, d_h, scale=0.6, dtype=dtype)  # not symmetric
+    b_h = random_normal(seed + 3, d_h, scale=0.5, dtype=dtype)
+    h0 = random_normal(seed + 4, *batch, d_h, scale=0.6, dtype=dtype) if with_h0 else None
+    shape = " × ".join(str(s) for s in (*batch, n, d_in))
+    name = f"random, X {shape}, d_h = {d_h}, " + ("h0 given" if with_h0 else "h0 = None")
+    if np.dtype(dtype) != np.float64:
+        name = f"{np.dtype(dtype).name}, {name}"
+    return _case(name, X, W_xh, W_hh, b_h, h0, dtype)
+
+
+def _cases() -> list[Case]:
+    return [
+        _case(
+            "hand-worked, n = 3 tokens, d_in = 1, d_h = 2, h0 = None",
+            [[1.0], [0.5], [-1.0]],
+            [[0.5, -1.0]],
+            [[0.5, 1.0], [-0.5, 0.5]],
+            [0.1, -0.2],
+        ),
+        _random_case(501, n=4, d_in=2, d_h=3, with_h0=False),
+        _random_case(506, n=3, d_in=3, d_h=2, with_h0=True),
+        _random_case(511, n=5, d_in=2, d_h=4, with_h0=True),
+        _random_case(516, n=4, d_in=3, d_h=3, with_h0=False, dtype=np.float32),
+        _random_case(521, n=7, d_in=1, d_h=2, with_h0=False),
+    ]
+
+
+def _harder() -> list[Case]:
+    return [
+        _random_case(531, n=4, d_in=2, d_h=3, with_h0=False, batch=(2,)),
+        _random_case(536, n=3, d_in=3, d_h=2, with_h0=True, batch=(3,)),
+    ]
+
+
+# -- the known mistakes --------------------------------------------------------------------------
+
+
+def _states(
+    X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray, h0: Any = None,
+    *,
+    step: Callable[..., np.ndarray] | None = None,
+    inputs: Callable[[int, int], int] | None = None,
+    carry: bool = True,
+    steps: range | None = None,
+) -> list[np.ndarray]:
+    """The states of a (possibly wrong) recurrence: step(x_t, h_{t-1}) from h_0.
+
+    inputs(t, n) is the index of the input used at step t; `carry=False` feeds h_0 to every
+    step instead of the previous state; `steps` the loop's range.
+    """
+    h_start = np.zeros((*X.shape[:-2], W_hh.shape[0])) if h0 is None else np.asarray(h0)
+    if step is None:
+        def step(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+            return np.tanh(x @ W_xh + h @ W_hh + b_h)
+    n = X.shape[-2]
+    h, states = h_start, []
+    for t in steps if steps is not None else range(n):
+        x = X[..., inputs(t, n) if inputs else t, :]
+        h = step(x, h if carry else h_start)
+        states.append(h)
+    return states
+
+
+def _stack(states: list[np.ndarray]) -> np.ndarray:
+    return np.stack(states, axis=-2)
+
+
+def _variant(**options: Any) -> Callable[..., np.ndarray]:
+    return lambda X, W_xh, W_hh, b_h, h0=None: _stack(_states(X, W_xh, W_hh, b_h, h0, **options))
+
+
+def _with_step(make_step: Callable[..., Callable[..., np.ndarray]]) -> Callable[..., np.ndarray]:
+    def compute(X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray,
+                h0: Any = None) -> np.ndarray:
+        return _stack(_states(X, W_xh, W_hh, b_h, h0, step=make_step(W_xh, W_hh, b_h)))
+
+    return compute
+
+
+def _h0_first(X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray,
+              h0: Any = None, keep_last: bool = True) -> np.ndarray:
+    """(h_0, h_1, ..., h_n), or (h_0, ..., h_{n-1}) without the last."""
+    H = rnn.rnn_forward(X, W_xh, W_hh, b_h, h0)
+    h_start = np.zeros_like(H[..., 0, :]) if h0 is None else np.broadcast_to(h0, H[..., 0, :].shape)
+    full = np.concatenate([h_start[..., None, :], H], axis=-2)
+    return full if keep_last else full[..., :-1, :]
+
+
+_OFF_BY_ONE_HINT = (
+    "your inputs are off by one step: state h_t (row t − 1 of H in Python's 0-based indexing) "
+    "reads x_t, row t − 1 of X. Loop `for t in range(n)` and use X[t] at step t: the first "
+    "state reads the first token, and every token is read once, in order."
+)
+_H0_INCLUDED_HINT = (
+    "your H includes the initial state h_0: H holds h_1, ..., h_n, one row per token "
+    "(shape (n, d_h)), starting with the state after reading the first token. Append each "
+    "state after computing it, not before."
+)
+_LAST_ONLY_HINT = (
+    "you returned only the last state h_n; rnn_forward returns all of them, H = (h_1, ..., "
+    "h_n) of shape (n, d_h): keep each h_t in a list (or a row of an array) as you go, and "
+    "stack them at the end."
+)
+
+RNN_FORWARD = Checker(
+    function="rnn_forward",
+    outputs=("H",),
+    reference=rnn.rnn_forward,
+    make_cases=_cases,
+    make_harder=_harder,
+    mistakes=(
+        Mistake(
+            "no-tanh",
+            "no tanh: each state is h_t = tanh(x_t W_xh + h_{t−1} W_hh + b_h). Without the "
+            "tanh the recurrence is linear and its states can grow without bound.",
+            _with_step(lambda W_xh, W_hh, b_h: lambda x, h: x @ W_xh + h @ W_hh + b_h),
+        ),
+        Mistake(
+            "state-not-carried",
+            "your state is not carried from one step to the next: every step starts again "
+            "from h_0. Step t must use the previous state h_{t−1}: update the variable, "
+            "`h = np.tanh(x_t @ W_xh + h @ W_hh + b_h)`, so the next step reads the new h.",
+            _variant(carry=False),
+        ),
+        Mistake("h0-included", _H0_INCLUDED_HINT, _h0_first),
+        Mistake(
+            "h0-included", _H0_INCLUDED_HINT,
+            lambda X, W_xh, W_hh, b_h, h0=None: _h0_first(X, W_xh, W_hh, b_h, h0, False),
+        ),
+        Mistake(
+            "h0-ignored",
+            "your function ignores h0: when h0 is given, the recurrence starts from it "
+            "(h_1 = tanh(x_1 W_xh + h0 W_hh + b_h)); only when h0 is None does it start from "
+            "zeros, np.zeros(d_h) with d_h = W_hh.shape[0].",
+            lambda X, W_xh, W_hh, b_h, h0=None: rnn.rnn_forward(X, W_xh, W_hh, b_h),
+        ),
+        Mistake("last-only", _LAST_ONLY_HINT, lambda *args: rnn.rnn_forward(*args)[..., -1, :]),
+        Mistake("last-only", _LAST_ONLY_HINT, lambda *args: rnn.rnn_forward(*args)[..., -1:, :]),
+        Mistake(
+            "same-state-repeated",
+            "every row of your H is the last state: you stored the same array n times and "
+            "then changed it in place (`h[:] = ...` or `h += ...`). Store a new array at each "
+            "step: `h = np.tanh(...)` creates one.",
+            lambda X, W_xh, W_hh, b_h, h0=None: np.repeat(
+                rnn.rnn_forward(X, W_xh, W_hh, b_h, h0)[..., -1:, :], X.shape[-2], axis=-2
+            ),
+        ),
+        Mistake(
+            "no-bias",
+            "the bias b_h is missing: h_t = tanh(x_t W_xh + h_{t−1} W_hh + b_h), add b_h "
+            "inside the tanh at every step.",
+            _with_step(lambda W_xh, W_hh, b_h: lambda x, h: np.tanh(x @ W_xh + h @ W_hh)),
+        ),
+        Mistake(
+            "bias-outside-tanh",
+            "you added the bias after the tanh; it goes inside: h_t = tanh(x_t W_xh + "
+            "h_{t−1} W_hh + b_h).",
+            _with_step(lambda W_xh, W_hh, b_h: lambda x, h: np.tanh(x @ W_xh + h @ W_hh) + b_h),
+        ),
+        Mistake(
+            "W_hh-wrong-side",
+            "W_hh is applied on the wrong side: in the course's row-vector convention the "
+            "state is a row and the matrix comes after it, h_{t−1} W_hh (h @ W_hh), not "
+            "W_hh h_{t−1} (W_hh @ h, which is h @ W_hh.T).",
+            _with_step(
+                lambda W_xh, W_hh, b_h: lambda x, h: np.tanh(
+                    x @ W_xh + h @ np.swapaxes(W_hh, -1, -2) + b_h
+                )
+            ),
+        ),
+        # X[t - 1] at step t (the first step reads the last token), X[t + 1] (IndexError)
+        Mistake("off-by-one", _OFF_BY_ONE_HINT, _variant(inputs=lambda t, n: t - 1)),
+        Mistake("off-by-one", _OFF_BY_ONE_HINT, _variant(inputs=lambda t, n: t + 1)),
+        # one step too few: the last token, or the first, never read
+        Mistake(
+            "off-by-one", _OFF_BY_ONE_HINT,
+            lambda X, W_xh, W_hh, b_h, h0=None: _stack(
+                _states(X, W_xh, W_hh, b_h, h0, steps=range(X.shape[-2] - 1))
+            ),
+        ),
+        Mistake(
+            "off-by-one", _OFF_BY_ONE_HINT,
+            lambda X, W_xh, W_hh, b_h, h0=None: _stack(
+                _states(X, W_xh, W_hh, b_h, h0, steps=range(1, X.shape[-2]))
+            ),
+        ),
+    ),
+    hint="loop over the tokens in order: start from h = h0 (zeros of shape (d_h,) when h0 is "
+    "None), and at each step t compute h = np.tanh(X[t] @ W_xh + h @ W_hh + b_h) and keep it; "
+    "return the n states stacked into H of shape (n, d_h).",
+    nan_hint="your states contain NaN or inf: without the tanh (or with it in the wrong place) "
+    "the states can grow without bound. Each state is h_t = tanh(x_t W_xh + h_{t−1} W_hh + b_h).",
+)
+
+
+def check_rnn_forward(
+    rnn_forward: Callable[..., Any], *, timeout: float = DEFAULT_TIMEOUT, harder: bool = False
+) -> CheckResult:
+    """Check a learner's `rnn_forward(X, W_xh, W_hh, b_h, h0=None)`, which must return all the
+    states H = (h_1, ..., h_n) of h_t = tanh(x_t W_xh + h_{t−1} W_hh + b_h), h_0 = h0 or zeros.
+
+    With `harder=True`, also a batch of sequences X of shape (b, n, d_in).
+    """
+    return RNN_FORWARD.check(rnn_forward, timeout=timeout, harder=harder)

@@ -1,0 +1,492 @@
+"""Catalogues for the checkers of exercise 07: causal_mask, masked_attention_weights and
+multi_head_self_attention.
+
+Every valid solution must pass; every wrong one must fail with the hint that names its mistake.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from course_lib.checks import (
+    check_causal_mask,
+    check_masked_attention_weights,
+    check_multi_head_self_attention,
+)
+
+
+def _ids(param: object) -> str:
+    return getattr(param, "__name__", "")
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# -- causal_mask ---------------------------------------------------------------------------------
+
+
+def mask_tril(n):
+    return np.tril(np.ones((n, n), dtype=bool))
+
+
+def mask_tri(n):
+    return np.tri(n, dtype=bool)
+
+
+def mask_compare(n):
+    i = np.arange(n)
+    return i[:, None] >= i[None, :]
+
+
+def mask_loops(n):
+    mask = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1):
+            mask[i, j] = True
+    return mask
+
+
+def mask_float_converted(n):
+    return np.tril(np.ones((n, n))).astype(bool)
+
+
+def mask_triu_transposed(n):
+    return np.triu(np.ones((n, n), dtype=bool)).T
+
+
+def mask_inverted_upper(n):
+    return ~np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+def mask_future(n):
+    return np.triu(np.ones((n, n), dtype=bool))
+
+
+def mask_no_diagonal(n):
+    return np.tril(np.ones((n, n), dtype=bool), k=-1)
+
+
+def mask_true_blocked(n):
+    return np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+def mask_inverted_with_tilde(n):
+    return ~np.tril(np.ones((n, n), dtype=bool))
+
+
+def mask_future_no_diagonal(n):
+    i = np.arange(n)
+    return i[:, None] < i[None, :]
+
+
+def mask_all_true(n):
+    return np.ones((n, n), dtype=bool)
+
+
+def mask_floats(n):
+    return np.tril(np.ones((n, n)))
+
+
+def mask_ints(n):
+    return np.tril(np.ones((n, n), dtype=int))
+
+
+def mask_list(n):
+    return np.tril(np.ones((n, n), dtype=bool)).tolist()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [mask_tril, mask_tri, mask_compare, mask_loops, mask_float_converted, mask_triu_transposed,
+     mask_inverted_upper],
+    ids=_ids,
+)
+def test_causal_mask_accepts(fn):
+    result = check_causal_mask(fn)
+    assert result.passed, result.feedback
+
+
+def test_causal_mask_accepts_harder():
+    assert check_causal_mask(mask_compare, harder=True)
+
+
+@pytest.mark.parametrize(
+    ("fn", "key", "hint"),
+    [
+        (mask_future, "future-instead-of-past", "see the future instead of the past"),
+        (mask_no_diagonal, "diagonal-excluded", "excludes the diagonal"),
+        (mask_true_blocked, "true-means-blocked", "True marks the blocked positions"),
+        (mask_inverted_with_tilde, "true-means-blocked", "True marks the blocked positions"),
+        (mask_future_no_diagonal, "true-means-blocked", "True marks the blocked positions"),
+        (mask_all_true, "all-true", "bidirectional"),
+        (mask_floats, "not-boolean", "dtype=bool"),
+        (mask_ints, "not-boolean", "dtype=bool"),
+        (mask_list, "type", "must return a NumPy array"),
+    ],
+    ids=_ids,
+)
+def test_causal_mask_rejects(fn, key, hint):
+    result = check_causal_mask(fn)
+    assert not result
+    assert result.diagnosis == key, result.feedback
+    assert hint in result.feedback, result.feedback
+
+
+# -- masked_attention_weights --------------------------------------------------------------------
+
+
+def _scaled(Q, K):
+    return Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+
+
+def mw_where_inf(Q, K, mask):
+    return softmax(np.where(mask, _scaled(Q, K), -np.inf))
+
+
+def mw_large_negative(Q, K, mask):
+    return softmax(np.where(mask, _scaled(Q, K), -1e9))
+
+
+def mw_subtract_large(Q, K, mask):
+    return softmax(_scaled(Q, K) - 1e10 * (~mask))
+
+
+def mw_assign_in_copy(Q, K, mask):
+    scores = _scaled(Q, K)
+    scores[~mask] = -np.inf
+    return softmax(scores)
+
+
+def mw_zero_and_renormalise(Q, K, mask):
+    weights = softmax(_scaled(Q, K)) * mask
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def mw_zero_with_where(Q, K, mask):
+    weights = np.where(mask, softmax(_scaled(Q, K)), 0.0)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def mw_loops(Q, K, mask):
+    n_q, n_k = len(Q), len(K)
+    weights = np.zeros((n_q, n_k))
+    for i in range(n_q):
+        row = [float(Q[i] @ K[j]) / math.sqrt(Q.shape[1]) if mask[i, j] else -math.inf
+               for j in range(n_k)]
+        m = max(row)
+        exps = [math.exp(a - m) for a in row]
+        weights[i] = [e / sum(exps) for e in exps]
+    return weights
+
+
+def mw_float32_aware(Q, K, mask):
+    scores = np.where(mask, _scaled(Q, K), np.finfo(Q.dtype).min)
+    return softmax(scores).astype(Q.dtype)
+
+
+def mw_ignored(Q, K, mask):
+    return softmax(_scaled(Q, K))
+
+
+def mw_inverted(Q, K, mask):
+    return softmax(np.where(~mask, _scaled(Q, K), -np.inf))
+
+
+def mw_inverted_large(Q, K, mask):
+    return softmax(np.where(mask, -1e9, _scaled(Q, K)))
+
+
+def mw_zeroed_not_renormalised(Q, K, mask):
+    return softmax(_scaled(Q, K)) * mask
+
+
+def mw_blocked_zero(Q, K, mask):
+    return softmax(np.where(mask, _scaled(Q, K), 0.0))
+
+
+def mw_multiplied_by_mask(Q, K, mask):
+    return softmax(_scaled(Q, K) * mask)
+
+
+def mw_transposed_mask(Q, K, mask):
+    return softmax(np.where(mask.T, _scaled(Q, K), -np.inf))
+
+
+def mw_no_scaling(Q, K, mask):
+    return softmax(np.where(mask, Q @ K.T, -np.inf))
+
+
+def mw_added(Q, K, mask):
+    return softmax(_scaled(Q, K) + mask)
+
+
+def mw_unstable(Q, K, mask):
+    e = np.exp(np.where(mask, _scaled(Q, K), -np.inf))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def mw_in_place(Q, K, mask):
+    mask &= True
+    Q /= np.sqrt(Q.shape[-1])
+    return softmax(np.where(mask, Q @ K.T, -np.inf))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [mw_where_inf, mw_large_negative, mw_subtract_large, mw_assign_in_copy,
+     mw_zero_and_renormalise, mw_zero_with_where, mw_loops, mw_float32_aware],
+    ids=_ids,
+)
+def test_masked_attention_weights_accepts(fn):
+    result = check_masked_attention_weights(fn)
+    assert result.passed, result.feedback
+
+
+@pytest.mark.parametrize("fn", [mw_where_inf, mw_zero_and_renormalise], ids=_ids)
+def test_masked_attention_weights_accepts_harder(fn):
+    result = check_masked_attention_weights(fn, harder=True)
+    assert result.passed, result.feedback
+
+
+@pytest.mark.parametrize(
+    ("fn", "key", "hint"),
+    [
+        (mw_ignored, "mask-ignored", "ignore the mask"),
+        (mw_inverted, "mask-inverted", "the mask is inverted"),
+        (mw_inverted_large, "mask-inverted", "the mask is inverted"),
+        (mw_zeroed_not_renormalised, "zeroed-not-renormalised", "no longer sum to 1"),
+        (mw_blocked_zero, "blocked-scores-zero", "exp(0) = 1"),
+        (mw_multiplied_by_mask, "blocked-scores-zero", "exp(0) = 1"),
+        (mw_transposed_mask, "mask-transposed", "your mask is transposed"),
+        (mw_no_scaling, "no-scaling", "no scaling"),
+        (mw_added, "mask-added", "added the boolean mask"),
+        (mw_unstable, "unstable-softmax", "not stable"),
+        (mw_in_place, "mutation", "changed its input `Q`"),
+    ],
+    ids=_ids,
+)
+def test_masked_attention_weights_rejects(fn, key, hint):
+    result = check_masked_attention_weights(fn)
+    assert not result
+    assert result.diagnosis == key, result.feedback
+    assert hint in result.feedback, result.feedback
+
+
+# -- multi_head_self_attention -------------------------------------------------------------------
+
+
+def mh_loop(X, W_Q, W_K, W_V, W_O, n_heads):
+    d_head = X.shape[-1] // n_heads
+    heads, weights = [], []
+    for h in range(n_heads):
+        cols = slice(h * d_head, (h + 1) * d_head)
+        Q, K, V = X @ W_Q[:, cols], X @ W_K[:, cols], X @ W_V[:, cols]
+        alpha = softmax(Q @ np.swapaxes(K, -1, -2) / np.sqrt(d_head))
+        heads.append(alpha @ V)
+        weights.append(alpha)
+    return np.concatenate(heads, axis=-1) @ W_O, np.stack(weights, axis=-3)
+
+
+def mh_reshape(X, W_Q, W_K, W_V, W_O, n_heads):
+    n, d_model = X.shape
+    d_head = d_model // n_heads
+
+    def split(M):
+        return M.reshape(n, n_heads, d_head).transpose(1, 0, 2)
+
+    Q, K, V = split(X @ W_Q), split(X @ W_K), split(X @ W_V)
+    weights = softmax(Q @ K.transpose(0, 2, 1) / math.sqrt(d_head))
+    heads = weights @ V
+    return heads.transpose(1, 0, 2).reshape(n, d_model) @ W_O, weights
+
+
+def mh_einsum_list(X, W_Q, W_K, W_V, W_O, n_heads):
+    n, d_model = X.shape
+    d_head = d_model // n_heads
+    Q, K, V = ((X @ W).reshape(n, n_heads, d_head) for W in (W_Q, W_K, W_V))
+    weights = softmax(np.einsum("ihd,jhd->hij", Q, K) / np.sqrt(d_head))
+    concat = np.einsum("hij,jhd->ihd", weights, V).reshape(n, d_model)
+    return [concat @ W_O, weights]
+
+
+def mh_split_weights_first(X, W_Q, W_K, W_V, W_O, n_heads):
+    d_head = X.shape[-1] // n_heads
+    outputs, weights = [], []
+    for W_Qh, W_Kh, W_Vh in zip(np.split(W_Q, n_heads, axis=1), np.split(W_K, n_heads, axis=1),
+                                np.split(W_V, n_heads, axis=1), strict=True):
+        alpha = softmax((X @ W_Qh) @ (X @ W_Kh).T / d_head**0.5)
+        outputs.append(alpha @ (X @ W_Vh))
+        weights.append(alpha)
+    return np.hstack(outputs) @ W_O, np.array(weights)
+
+
+def mh_per_head_W_O(X, W_Q, W_K, W_V, W_O, n_heads):
+    """concat(heads) W_O = Σ_h head_h W_O[rows of head h]: the same, summed per head."""
+    d_head = X.shape[-1] // n_heads
+    O = 0
+    weights = []
+    for h in range(n_heads):
+        cols = slice(h * d_head, (h + 1) * d_head)
+        alpha = softmax((X @ W_Q[:, cols]) @ (X @ W_K[:, cols]).T / np.sqrt(d_head))
+        O = O + alpha @ (X @ W_V[:, cols]) @ W_O[cols]
+        weights.append(alpha)
+    return O, np.stack(weights)
+
+
+def _split_no_transpose(M, n_heads):
+    n, d_model = M.shape
+    return M.reshape(n_heads, n, d_model // n_heads)
+
+
+def mh_split_reshape(X, W_Q, W_K, W_V, W_O, n_heads):
+    n, d_model = X.shape
+    d_head = d_model // n_heads
+    Q, K, V = (_split_no_transpose(X @ W, n_heads) for W in (W_Q, W_K, W_V))
+    weights = softmax(Q @ K.transpose(0, 2, 1) / np.sqrt(d_head))
+    return (weights @ V).transpose(1, 0, 2).reshape(n, d_model) @ W_O, weights
+
+
+def mh_split_and_merge_reshape(X, W_Q, W_K, W_V, W_O, n_heads):
+    n, d_model = X.shape
+    d_head = d_model // n_heads
+    Q, K, V = (_split_no_transpose(X @ W, n_heads) for W in (W_Q, W_K, W_V))
+    weights = softmax(Q @ K.transpose(0, 2, 1) / np.sqrt(d_head))
+    return (weights @ V).reshape(n, d_model) @ W_O, weights
+
+
+def mh_merge_reshape(X, W_Q, W_K, W_V, W_O, n_heads):
+    n, d_model = X.shape
+    _, weights = mh_reshape(X, W_Q, W_K, W_V, W_O, n_heads)
+    d_head = d_model // n_heads
+    V = (X @ W_V).reshape(n, n_heads, d_head).transpose(1, 0, 2)
+    return (weights @ V).reshape(n, d_model) @ W_O, weights
+
+
+def mh_strided(X, W_Q, W_K, W_V, W_O, n_heads):
+    heads, weights = [], []
+    for h in range(n_heads):
+        Q, K, V = X @ W_Q[:, h::n_heads], X @ W_K[:, h::n_heads], X @ W_V[:, h::n_heads]
+        alpha = softmax(Q @ K.T / np.sqrt(Q.shape[1]))
+        heads.append(alpha @ V)
+        weights.append(alpha)
+    return np.concatenate(heads, axis=-1) @ W_O, np.stack(weights)
+
+
+def _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, *, scale=None, reverse=False, project=True,
+                  weights_how="stack"):
+    d_head = X.shape[-1] // n_heads
+    heads, weights = [], []
+    for h in range(n_heads):
+        cols = slice(h * d_head, (h + 1) * d_head)
+        Q, K, V = X @ W_Q[:, cols], X @ W_K[:, cols], X @ W_V[:, cols]
+        alpha = softmax(Q @ K.T / np.sqrt(d_head if scale is None else scale))
+        heads.append(alpha @ V)
+        weights.append(alpha)
+    if reverse:
+        heads = heads[::-1]
+    concat = np.concatenate(heads, axis=-1)
+    O = concat @ W_O if project else concat
+    stacked = np.stack(weights)
+    if weights_how == "mean":
+        return O, stacked.mean(axis=0)
+    if weights_how == "last":
+        return O, weights[-1]
+    return O, stacked
+
+
+def mh_d_model_scale(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, scale=X.shape[-1])
+
+
+def mh_no_scale(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, scale=1.0)
+
+
+def mh_no_W_O(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, project=False)
+
+
+def mh_reversed(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, reverse=True)
+
+
+def mh_averaged(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, weights_how="mean")
+
+
+def mh_last_head(X, W_Q, W_K, W_V, W_O, n_heads):
+    return _loop_variant(X, W_Q, W_K, W_V, W_O, n_heads, weights_how="last")
+
+
+def mh_W_O_transposed(X, W_Q, W_K, W_V, W_O, n_heads):
+    O, weights = mh_loop(X, W_Q, W_K, W_V, np.eye(X.shape[-1]), n_heads)
+    return O @ W_O.T, weights
+
+
+def mh_swapped(X, W_Q, W_K, W_V, W_O, n_heads):
+    O, weights = mh_loop(X, W_Q, W_K, W_V, W_O, n_heads)
+    return weights, O
+
+
+def mh_unstable(X, W_Q, W_K, W_V, W_O, n_heads):
+    d_head = X.shape[-1] // n_heads
+    heads, weights = [], []
+    for h in range(n_heads):
+        cols = slice(h * d_head, (h + 1) * d_head)
+        e = np.exp((X @ W_Q[:, cols]) @ (X @ W_K[:, cols]).T / np.sqrt(d_head))
+        alpha = e / e.sum(axis=-1, keepdims=True)
+        heads.append(alpha @ (X @ W_V[:, cols]))
+        weights.append(alpha)
+    return np.concatenate(heads, axis=-1) @ W_O, np.stack(weights)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [mh_loop, mh_reshape, mh_einsum_list, mh_split_weights_first, mh_per_head_W_O],
+    ids=_ids,
+)
+def test_multi_head_self_attention_accepts(fn):
+    result = check_multi_head_self_attention(fn)
+    assert result.passed, result.feedback
+
+
+def test_multi_head_self_attention_accepts_harder():
+    assert check_multi_head_self_attention(mh_loop, harder=True)
+    assert not check_multi_head_self_attention(mh_reshape, harder=True)  # 2-D only
+
+
+@pytest.mark.parametrize(
+    ("fn", "key", "hint"),
+    [
+        (mh_split_reshape, "split-reshape-no-transpose", "split by a reshape without"),
+        (mh_split_and_merge_reshape, "split-reshape-no-transpose", "split by a reshape without"),
+        (mh_merge_reshape, "concat-reshape-no-transpose", "concatenated by a reshape without"),
+        (mh_strided, "strided-split", "every n_heads-th column"),
+        (mh_d_model_scale, "scaled-by-d_model", "√d_model"),
+        (mh_no_scale, "no-scaling", "no scaling"),
+        (mh_no_W_O, "W_O-missing", "output projection is missing"),
+        (mh_W_O_transposed, "W_O-transposed", "W_Oᵀ"),
+        (mh_reversed, "heads-out-of-order", "out of order"),
+        (mh_averaged, "weights-averaged", "combined over the heads"),
+        (mh_last_head, "weights-one-head", "one head only"),
+        (mh_swapped, "wrong-order", "wrong order"),
+        (mh_unstable, "unstable-softmax", "not stable"),
+    ],
+    ids=_ids,
+)
+def test_multi_head_self_attention_rejects(fn, key, hint):
+    result = check_multi_head_self_attention(fn)
+    assert not result
+    assert result.diagnosis == key, result.feedback
+    assert hint in result.feedback, result.feedback
+
+
+def test_feedback_shows_the_smallest_failing_case():
+    feedback = check_masked_attention_weights(mw_blocked_zero).feedback
+    assert "Smallest failing case" in feedback and "hand-worked" in feedback
+    assert "Expected:" in feedback and "Received:" in feedback
