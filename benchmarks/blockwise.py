@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import argparse
 import time
-import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
 
 from course_lib.attention import attention_weights, blockwise_attention, weighted_sum
+from course_lib.parallel import peak_memory
 
 
 def full_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray) -> np.ndarray:
     """softmax(Q Kᵀ / √d_k) V with the whole n x n weights, as `self_attention` computes it."""
     return weighted_sum(attention_weights(Q, K), V)
-
-
-def peak_bytes(fn: Callable[[], object]) -> int:
-    """Peak bytes allocated while `fn` runs (numpy reports its buffers to tracemalloc)."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
@@ -64,7 +54,7 @@ def main() -> None:
         blocks = lambda Q=Q, K=K, V=V: blockwise_attention(Q, K, V, args.block_size)  # noqa: E731
         difference = np.abs(full() - blocks()).max()
         assert difference < 1e-4, f"blockwise and full attention differ by {difference}"
-        mem_full, mem_blocks = peak_bytes(full), peak_bytes(blocks)
+        mem_full, mem_blocks = peak_memory(full), peak_memory(blocks)
         t_full, t_blocks = best_time(full, args.repeat), best_time(blocks, args.repeat)
         print(f"{n:>6} {mem_full / 2**20:8.1f} MiB {mem_blocks / 2**20:12.1f} MiB "
               f"{mem_blocks / mem_full:12.3f}x {t_full:9.3f}s {t_blocks:14.3f}s "

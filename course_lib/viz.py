@@ -42,6 +42,24 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return Figure(figsize=figsize).add_subplot()
 
 
+def _label(
+    ax: Axes,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    *,
+    grid: str = "major",
+    legend_size: float | None = None,
+) -> Figure:
+    """Title, axis labels, a light grid (`grid`: "major" or "both") and the legend; the figure."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which=grid, alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    return ax.figure
+
+
 def heatmap(
     M: np.ndarray,
     row_labels: Sequence[str],
@@ -220,12 +238,7 @@ def line_plot(
         ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    return ax.figure
+    return _label(ax, title, xlabel, ylabel)
 
 
 def fit_loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -256,12 +269,7 @@ def loglog_fit(
     ax = _axes(ax, (5.5, 3.8))
     ax.loglog(x, y, "o", label=label)
     ax.loglog(x, 10**intercept * x**slope, "--", label=f"fitted slope = {slope:.2f}")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return ax.figure
+    return _label(ax, title, xlabel, ylabel, grid="both")
 
 
 def to_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -300,12 +308,7 @@ def semilog_fit(
         legend = f"{label}: rate = {_two_decimals(rate)} per step"
         (points,) = ax.semilogy(x, y, "o", markersize=3, label=legend)
         ax.semilogy(x, np.exp(intercept + rate * x), "--", color=points.get_color(), linewidth=1)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax.figure
+    return _label(ax, title, xlabel, ylabel, legend_size=8)
 
 
 def loglog_fits(
@@ -341,12 +344,7 @@ def loglog_fits(
     if vline is not None:
         ax.axvline(vline, color="gray", linestyle=":", label=vline_label)
     ax.set_xscale("log", base=2)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax.figure
+    return _label(ax, title, xlabel, ylabel, legend_size=8)
 
 
 def attention_grid(
