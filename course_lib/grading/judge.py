@@ -1,0 +1,152 @@
+"""The verdict, decided in the grader's process from the sandbox's plain results.
+
+For each function of the exercise the course's own `Checker` judges the outcomes that came
+back from the sandbox (`Checker.run` with a caller that looks them up), so the comparison with
+the reference and the hints are exactly those the learner saw in the notebook. The status
+of a submission says what went wrong around the functions: cells that ran too long, ran out
+of memory or ended the process, functions that are missing or use the course's own code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from course_lib.checks import CHECKS, CheckResult
+from course_lib.checks.calling import ErrorInfo, Outcome
+from course_lib.checks.core import Case
+from course_lib.grading.collect import Submission
+from course_lib.grading.sandbox import Limits, SandboxReport
+
+__all__ = ["Graded", "judge", "ungraded", "STATUS_KINDS"]
+
+STATUS_KINDS = ("ok", "timeout", "memory", "crashed", "unreadable")
+"""From least to most severe; a submission's status is its most severe event."""
+
+
+@dataclass
+class Graded:
+    """One submission's grade: a CheckResult per function, the status, notes for feedback."""
+
+    submission: str
+    exercise: str
+    results: dict[str, CheckResult]
+    status: str = "ok"  # "ok", or "<kind>: <reason>; <reason>"
+    notes: list[str] = field(default_factory=list)
+    isolation: str = ""
+
+    @property
+    def score(self) -> int:
+        return sum(result.passed for result in self.results.values())
+
+    @property
+    def max_score(self) -> int:
+        return len(self.results)
+
+    @property
+    def status_kind(self) -> str:
+        return self.status.split(":", 1)[0]
+
+
+def ungraded(submission: Submission, problem: str, functions: tuple[str, ...],
+             isolation: str) -> Graded:
+    """A submission that could not be run: every function scores 0, status `unreadable`."""
+    results = {
+        name: CheckResult(name, False, 0, len(CHECKS[name].cases()),
+                          f"not graded: the notebook {problem}.", diagnosis="unreadable")
+        for name in functions
+    }
+    return Graded(submission.name, submission.exercise, results,
+                  f"unreadable: the notebook {problem}",
+                  isolation=isolation)
+
+
+def judge(submission: Submission, report: SandboxReport, limits: Limits,
+          isolation: str) -> Graded:
+    """Judge what the sandbox reported for `submission` with the course's checkers."""
+    events: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for index, (kind, text) in sorted(report.cells.items()):
+        line = f"cell {index + 1}: {text}"
+        if kind == "error":
+            notes.append(line)
+        else:
+            events.append((kind, line))
+    top_level = sorted({m for m, function in report.blocked if not function})
+    reference = [m for m in top_level if not m.startswith("course_lib.checks")]
+    notes += [f"the notebook imports {m}, which is not available when grading (the checks run "
+              "outside your notebook)" for m in top_level if m not in reference]
+    results: dict[str, CheckResult] = {}
+    for name in submission.functions:
+        result, event = _judge_function(name, report, limits)
+        blocked = sorted({m for m, function in report.blocked if function == name})
+        if blocked and not result.passed:
+            event = ("ok", f"{name} uses {', '.join(blocked)}, which is not available when "
+                     "grading")
+            result = dataclasses.replace(
+                result, diagnosis="uses-course-code",
+                hint=f"your function uses {', '.join(blocked)}, the course's own code, which is "
+                "not available when your notebook is graded: write the function yourself.",
+            )
+        elif reference and not result.passed:
+            kind, text = event or ("ok", f"{name} fails")
+            event = (kind, f"{text} (the notebook imports {', '.join(reference)}, which is not "
+                     "available when grading)")
+        results[name] = result
+        if event is not None:
+            events.append(event)
+    events += report.events
+    return Graded(submission.name, submission.exercise, results, _status(events), notes,
+                  isolation)
+
+
+def _judge_function(
+    name: str, report: SandboxReport, limits: Limits
+) -> tuple[CheckResult, tuple[str, str] | None]:
+    checker = CHECKS[name]
+    cases = checker.cases()
+    if name in report.missing:
+        found = report.missing[name]
+        what = "" if found == "NoneType" else f" (`{name}` is a {found}, not a function)"
+        return CheckResult(
+            name, False, 0, len(cases),
+            f"not found: the notebook does not define the function `{name}`{what}.",
+            hint=f"define it with `def {name}(...):` in the notebook, with exactly this name.",
+            diagnosis="missing",
+        ), ("ok", f"{name} is not defined")
+    if name in report.not_reached:
+        reason = report.not_reached[name]
+        return CheckResult(name, False, 0, len(cases), f"not graded: {reason}.",
+                           diagnosis="not-graded"), ("timeout", reason)
+    outcomes = report.outcomes.get(name, {})
+    positions = {id(case): i for i, case in enumerate(cases)}
+
+    def caller(case: Case) -> Outcome:
+        return outcomes.get(positions[id(case)]) or Outcome(
+            error=ErrorInfo("NotRun", "this case was not run")
+        )
+
+    result = checker.run(caller, timeout=limits.case_timeout)
+    return result, _function_event(name, outcomes.values(), result, limits)
+
+
+def _function_event(name: str, outcomes: Iterable[Outcome], result: CheckResult,
+                    limits: Limits) -> tuple[str, str] | None:
+    if result.diagnosis == "timeout":
+        return "timeout", f"{name} did not finish a case in {limits.case_timeout:g} s"
+    errors = [outcome.error.type for outcome in outcomes if outcome.error is not None]
+    if "MemoryError" in errors:
+        return "memory", f"{name} ran out of memory (limit {limits.memory_mb} MB)"
+    if "ProcessEnded" in errors:
+        return "crashed", f"{name} ended the process"
+    if "SystemExit" in errors or "ProcessExit" in errors:
+        return "crashed", f"{name} tried to end the process (sys.exit or os._exit)"
+    return None
+
+
+def _status(events: list[tuple[str, str]]) -> str:
+    if not events:
+        return "ok"
+    kind = max((kind for kind, _ in events), key=STATUS_KINDS.index)
+    return f"{kind}: " + "; ".join(text for _, text in events)
