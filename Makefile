@@ -11,7 +11,7 @@ ifeq ($(shell id -u 2>/dev/null),0)
 ROOT_FLAG := --allow-root
 endif
 
-.PHONY: lab test setup notebooks clean-venv
+.PHONY: lab test setup notebooks site slides clean-venv
 
 setup: $(STAMP)
 
@@ -37,6 +37,14 @@ test: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m course_lib execute notebooks exercises/solutions
 	$(PY) -m course_lib release
+
+# The course as a static website in site/ (home page, every lesson and exercise, the lesson decks in
+# site/slides/), and the decks alone. Both render with no network: open site/index.html.
+site: $(STAMP)
+	$(PY) -m course_lib site --out site
+
+slides: $(STAMP)
+	$(PY) -m course_lib slides --out site/slides
 
 clean-venv:
 	rm -rf $(VENV)
