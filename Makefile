@@ -24,7 +24,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."
 
-lab: $(STAMP)
+# JupyterLab settings for this environment: no "get notified about Jupyter news?" pop-up.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): | $(STAMP)
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+lab: $(STAMP) $(LAB_SETTINGS)
 	@echo "Starting JupyterLab; open the URL it prints below (Ctrl-C twice to stop)."
 	$(PY) -m jupyter lab --ServerApp.root_dir=. --LabApp.news_url=None $(ROOT_FLAG) notebooks/00_welcome.ipynb
 
