@@ -23,42 +23,15 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from browser_support import chromium, why_not_runnable
 
 from course_lib.site import build_site, course_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "site"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.browser
-
-
-def _why_not_runnable() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return (
-            "the site's browser test needs Playwright for Python: install the dev extra "
-            "(make setup, or .venv/bin/python -m pip install -e '.[dev]')"
-        )
-    if not CHROMIUM.exists():
-        return (
-            f"the site's browser test needs Debian's Chromium at {CHROMIUM}: "
-            "apt-get install chromium (never `playwright install`)"
-        )
-    return None
 
 
 # What the page shows once MathJax is done: raw TeX left in the visible text, TeX errors, formulas
@@ -97,7 +70,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reason = _why_not_runnable()
+    reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("site")
@@ -148,23 +121,11 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def browser(server: str) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
     profile = Path(tempfile.mkdtemp(prefix="site-chromium-"))
     try:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(profile),
-                executable_path=str(CHROMIUM),
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport=VIEWPORT,
-            )
+        with chromium(profile) as context:  # the same Chromium set-up as the JupyterLab test
             context.set_default_timeout(TIMEOUT_MS)
-            try:
-                yield Browser(context, server)
-            finally:
-                context.close()
+            yield Browser(context, server)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 

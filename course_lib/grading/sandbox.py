@@ -261,6 +261,8 @@ class _Run:
         if not self.isolation.isolated:
             return python
         command = ["bwrap", *_BWRAP_BASE]
+        for needed in _paths_under_tmp():  # the fresh /tmp above would hide them
+            command += ["--ro-bind", str(needed), str(needed)]
         for hidden in _hidden_paths():
             command += ["--tmpfs", str(hidden)]
         command += ["--ro-bind", str(self.lib), str(self.lib),
@@ -457,6 +459,14 @@ def _kill_all(process: subprocess.Popen[bytes], marker: str) -> None:
 @functools.cache
 def _numpy_path() -> str:
     return str(Path(np.__file__).resolve().parent.parent)
+
+
+@functools.cache
+def _paths_under_tmp() -> tuple[Path, ...]:
+    """Python's environment and numpy, when they live under /tmp (a checkout in /tmp, say)."""
+    tmp = Path("/tmp").resolve()
+    paths = {Path(sys.prefix).resolve(), Path(sys.executable).parent, Path(_numpy_path())}
+    return tuple(sorted(p for p in paths if p.is_relative_to(tmp) or p.is_relative_to("/tmp")))
 
 
 @functools.cache
