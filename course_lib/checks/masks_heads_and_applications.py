@@ -47,17 +47,7 @@ _NOT_BOOLEAN = (
 
 
 class _BooleanChecker(Checker):
-    """A checker whose single output must be a boolean array (a mask), not 0/1 numbers.
-
-    The values are compared as floats (1.0 = True): the shared judge measures precision on
-    float outputs only, and a mask has none.
-    """
-
-    def _structure(self, value: Any) -> tuple[tuple[np.ndarray, ...] | None, str]:
-        items, problem = super()._structure(value)
-        if items is None:
-            return None, problem
-        return tuple(item.astype(np.float64) for item in items), ""
+    """A checker whose single output must be a boolean array (a mask), not 0/1 numbers."""
 
     def _format_received(self, value: Any) -> str:
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
