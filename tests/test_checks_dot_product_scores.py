@@ -6,12 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import check_attention_scores
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
 
 
 def scores_matmul(Q, K):
@@ -74,7 +71,7 @@ def scores_elementwise(Q, K):
     "fn",
     [scores_matmul, scores_dot, scores_einsum, scores_loops, scores_swapaxes, scores_broadcast,
      scores_transpose_of_kq],
-    ids=_ids,
+    ids=name_of,
 )
 def test_attention_scores_accepts(fn):
     result = check_attention_scores(fn)
@@ -98,7 +95,7 @@ def test_attention_scores_harder_needs_swapaxes():
         (scores_qt_k, "Qᵀ K is a d_k × d_k matrix"),
         (scores_elementwise, "element by element"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_attention_scores_rejects(fn, hint):
     result = check_attention_scores(fn)

@@ -10,16 +10,13 @@ import math
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import (
     check_causal_mask,
     check_masked_attention_weights,
     check_multi_head_self_attention,
 )
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
 
 
 def softmax(x, axis=-1):
@@ -104,7 +101,7 @@ def mask_list(n):
     "fn",
     [mask_tril, mask_tri, mask_compare, mask_loops, mask_float_converted, mask_triu_transposed,
      mask_inverted_upper],
-    ids=_ids,
+    ids=name_of,
 )
 def test_causal_mask_accepts(fn):
     result = check_causal_mask(fn)
@@ -128,7 +125,7 @@ def test_causal_mask_accepts_harder():
         (mask_ints, "not-boolean", "dtype=bool"),
         (mask_list, "type", "must return a NumPy array"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_causal_mask_rejects(fn, key, hint):
     result = check_causal_mask(fn)
@@ -240,14 +237,14 @@ def mw_in_place(Q, K, mask):
     "fn",
     [mw_where_inf, mw_large_negative, mw_subtract_large, mw_assign_in_copy,
      mw_zero_and_renormalise, mw_zero_with_where, mw_loops, mw_float32_aware],
-    ids=_ids,
+    ids=name_of,
 )
 def test_masked_attention_weights_accepts(fn):
     result = check_masked_attention_weights(fn)
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [mw_where_inf, mw_zero_and_renormalise], ids=_ids)
+@pytest.mark.parametrize("fn", [mw_where_inf, mw_zero_and_renormalise], ids=name_of)
 def test_masked_attention_weights_accepts_harder(fn):
     result = check_masked_attention_weights(fn, harder=True)
     assert result.passed, result.feedback
@@ -268,7 +265,7 @@ def test_masked_attention_weights_accepts_harder(fn):
         (mw_unstable, "unstable-softmax", "not stable"),
         (mw_in_place, "mutation", "changed its input `Q`"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_masked_attention_weights_rejects(fn, key, hint):
     result = check_masked_attention_weights(fn)
@@ -448,7 +445,7 @@ def mh_unstable(X, W_Q, W_K, W_V, W_O, n_heads):
 @pytest.mark.parametrize(
     "fn",
     [mh_loop, mh_reshape, mh_einsum_list, mh_split_weights_first, mh_per_head_W_O],
-    ids=_ids,
+    ids=name_of,
 )
 def test_multi_head_self_attention_accepts(fn):
     result = check_multi_head_self_attention(fn)
@@ -477,7 +474,7 @@ def test_multi_head_self_attention_accepts_harder():
         (mh_swapped, "wrong-order", "wrong order"),
         (mh_unstable, "unstable-softmax", "not stable"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_multi_head_self_attention_rejects(fn, key, hint):
     result = check_multi_head_self_attention(fn)

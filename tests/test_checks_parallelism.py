@@ -12,6 +12,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.attention import blockwise_attention as reference_blockwise
 from course_lib.checks import CHECKS, check_blockwise_attention
@@ -20,10 +21,6 @@ from course_lib.checks.parallelism import MEMORY_LIMIT
 
 SHORT = 0.3  # seconds: the time limit of the robustness tests
 CHECKER = CHECKS["blockwise_attention"]
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
 
 
 def _softmax(S):
@@ -193,13 +190,13 @@ VALID = [
 ]
 
 
-@pytest.mark.parametrize("fn", VALID, ids=_ids)
+@pytest.mark.parametrize("fn", VALID, ids=name_of)
 def test_accepts(fn):
     result = check_blockwise_attention(fn)
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [reference_blockwise, online_batch_ready], ids=_ids)
+@pytest.mark.parametrize("fn", [reference_blockwise, online_batch_ready], ids=name_of)
 def test_accepts_harder(fn):
     result = check_blockwise_attention(fn, harder=True)
     assert result.passed, result.feedback
@@ -338,7 +335,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=_ids)
+@pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=name_of)
 def test_rejects(fn, key, hint):
     result = check_blockwise_attention(fn)
     assert not result

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import check_project_qkv
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
 
 
 def qkv_matmul(X, W_Q, W_K, W_V):
@@ -81,14 +78,14 @@ def qkv_dict(X, W_Q, W_K, W_V):
 @pytest.mark.parametrize(
     "fn",
     [qkv_matmul, qkv_dot_list, qkv_einsum, qkv_loops, qkv_row_by_row, qkv_matmul_function],
-    ids=_ids,
+    ids=name_of,
 )
 def test_project_qkv_accepts(fn):
     result = check_project_qkv(fn)
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [qkv_matmul, qkv_einsum, qkv_matmul_function], ids=_ids)
+@pytest.mark.parametrize("fn", [qkv_matmul, qkv_einsum, qkv_matmul_function], ids=name_of)
 def test_project_qkv_accepts_harder(fn):
     result = check_project_qkv(fn, harder=True)
     assert result.passed, result.feedback
@@ -106,7 +103,7 @@ def test_project_qkv_accepts_harder(fn):
         (qkv_two_outputs, "returned 2 values"),
         (qkv_dict, "a tuple (Q, K, V) of NumPy arrays"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_project_qkv_rejects(fn, hint):
     result = check_project_qkv(fn)

@@ -10,15 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import CHECKS, check_rnn_forward
 from course_lib.rnn import rnn_forward as reference_rnn_forward
 
 SHORT = 0.3  # seconds: the time limit of the robustness tests
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
 
 
 def _start(W_hh, h0):
@@ -126,13 +123,13 @@ VALID = [
 ]
 
 
-@pytest.mark.parametrize("fn", VALID, ids=_ids)
+@pytest.mark.parametrize("fn", VALID, ids=name_of)
 def test_accepts(fn):
     result = check_rnn_forward(fn)
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [reference_rnn_forward, rnn_batch_ready], ids=_ids)
+@pytest.mark.parametrize("fn", [reference_rnn_forward, rnn_batch_ready], ids=name_of)
 def test_accepts_harder(fn):
     result = check_rnn_forward(fn, harder=True)
     assert result.passed, result.feedback
@@ -305,7 +302,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=_ids)
+@pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=name_of)
 def test_rejects(fn, key, hint):
     result = check_rnn_forward(fn)
     assert not result

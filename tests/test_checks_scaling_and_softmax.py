@@ -9,13 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import check_attention_weights, check_scale_scores, check_softmax
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
-
 
 # -- scale_scores --------------------------------------------------------------------------------
 
@@ -62,7 +58,7 @@ def scale_by_n_rows(A, d_k):
 
 @pytest.mark.parametrize(
     "fn", [scale_divide_sqrt, scale_power, scale_multiply_inverse, scale_loops, scale_float32],
-    ids=_ids,
+    ids=name_of,
 )
 def test_scale_scores_accepts(fn):
     result = check_scale_scores(fn)
@@ -77,7 +73,7 @@ def test_scale_scores_accepts(fn):
         (scale_by_n, "number of tokens n"),
         (scale_by_n_rows, "number of tokens n"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_scale_scores_rejects(fn, hint):
     result = check_scale_scores(fn)
@@ -218,14 +214,14 @@ VALID_SOFTMAX = [
 ]
 
 
-@pytest.mark.parametrize("fn", VALID_SOFTMAX, ids=_ids)
+@pytest.mark.parametrize("fn", VALID_SOFTMAX, ids=name_of)
 def test_softmax_accepts(fn):
     result = check_softmax(fn)
     assert result.passed, result.feedback
 
 
 @pytest.mark.parametrize(
-    "fn", [softmax_keepdims, softmax_copy_then_in_place, softmax_loops], ids=_ids
+    "fn", [softmax_keepdims, softmax_copy_then_in_place, softmax_loops], ids=name_of
 )
 def test_softmax_accepts_harder(fn):
     result = check_softmax(fn, harder=True)
@@ -249,7 +245,7 @@ def test_softmax_accepts_harder(fn):
         (softmax_no_return, "returned None"),
         (softmax_no_exp, "without np.exp"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_softmax_rejects(fn, hint):
     result = check_softmax(fn)
@@ -319,7 +315,7 @@ def weights_by_d_k(Q, K):
 
 
 @pytest.mark.parametrize(
-    "fn", [weights_vectorised, weights_einsum, weights_loops, weights_batch_ready], ids=_ids
+    "fn", [weights_vectorised, weights_einsum, weights_loops, weights_batch_ready], ids=name_of
 )
 def test_attention_weights_accepts(fn):
     result = check_attention_weights(fn)
@@ -339,7 +335,7 @@ def test_attention_weights_accepts_harder():
         (weights_unstable, "not stable"),
         (weights_by_d_k, "divided the scores by d_k"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_attention_weights_rejects(fn, hint):
     result = check_attention_weights(fn)

@@ -6,13 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from catalogue import name_of
 
 from course_lib.checks import check_self_attention, check_weighted_sum
-
-
-def _ids(param: object) -> str:
-    return getattr(param, "__name__", "")
-
 
 # -- weighted_sum --------------------------------------------------------------------------------
 
@@ -61,13 +57,13 @@ def ws_wrong_order(weights, V):
     return V.T @ weights
 
 
-@pytest.mark.parametrize("fn", [ws_matmul, ws_dot, ws_einsum, ws_loops, ws_broadcast], ids=_ids)
+@pytest.mark.parametrize("fn", [ws_matmul, ws_dot, ws_einsum, ws_loops, ws_broadcast], ids=name_of)
 def test_weighted_sum_accepts(fn):
     result = check_weighted_sum(fn)
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [ws_matmul, ws_einsum], ids=_ids)
+@pytest.mark.parametrize("fn", [ws_matmul, ws_einsum], ids=name_of)
 def test_weighted_sum_accepts_harder(fn):
     assert check_weighted_sum(fn, harder=True)
 
@@ -81,7 +77,7 @@ def test_weighted_sum_accepts_harder(fn):
         (ws_elementwise, "element by element"),
         (ws_wrong_order, "the product is in the wrong order"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_weighted_sum_rejects(fn, hint):
     result = check_weighted_sum(fn)
@@ -194,7 +190,7 @@ def sa_only_output(X, W_Q, W_K, W_V):
     return _attend(X @ W_Q, X @ W_K, X @ W_V, W_Q.shape[1])[0]
 
 
-@pytest.mark.parametrize("fn", [sa_matmul, sa_list, sa_einsum, sa_loops, sa_float32], ids=_ids)
+@pytest.mark.parametrize("fn", [sa_matmul, sa_list, sa_einsum, sa_loops, sa_float32], ids=name_of)
 def test_self_attention_accepts(fn):
     result = check_self_attention(fn)
     assert result.passed, result.feedback
@@ -219,7 +215,7 @@ def test_self_attention_accepts_harder():
         (sa_unstable, "not stable"),
         (sa_only_output, "a tuple (O, weights) of NumPy arrays"),
     ],
-    ids=_ids,
+    ids=name_of,
 )
 def test_self_attention_rejects(fn, hint):
     result = check_self_attention(fn)
