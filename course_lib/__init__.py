@@ -5,8 +5,8 @@ Modules, from the math up (each imports only the layers above it in this list):
     shapes      input checks that speak the course's notation (numpy only)
     attention   the reference implementation of self-attention (numpy only)
     rnn         the Elman RNN that attention is compared with (numpy only)
-    longrange   lesson 05's experiments: path lengths, gradient decay, recall (numpy, math)
-    parallel    lesson 06's measurements: timings, FLOPs, peak memory (numpy, math)
+    longrange   lesson 06's experiments: path lengths, gradient decay, recall (numpy, math)
+    parallel    lesson 07's measurements: timings, FLOPs, peak memory (numpy, math)
     data        the hand-made embedding table, sentences and designed projections
     viz         the lessons' figures (matplotlib), each a function returning a Figure
     widgets     the lessons' interactive explorers (ipywidgets)

@@ -148,7 +148,7 @@ IMAGE_PATCH_SIZE = 8
 
 
 def synthetic_image() -> np.ndarray:
-    """A small RGB picture made in code, for self-attention over image patches (lesson 07).
+    """A small RGB picture made in code, for self-attention over image patches (lesson 08).
 
     48 × 48 pixels, values in [0, 1], shape (48, 48, 3): a 6 × 6 grid of patches of
     `IMAGE_PATCH_SIZE` = 8 pixels. Light-blue sky over green grass; a red house of 2 × 2

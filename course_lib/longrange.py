@@ -1,4 +1,4 @@
-"""Long-range dependencies, measured: an Elman RNN against one self-attention layer (lesson 05).
+"""Long-range dependencies, measured: an Elman RNN against one self-attention layer (lesson 06).
 
 Three measurements, each in the course's notation (positions are numbered 1 .. n in the text
 and 0 .. n − 1 in the arrays):

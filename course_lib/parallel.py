@@ -1,6 +1,6 @@
 """Parallelism, measured: what an RNN must do one step after another and attention does at once.
 
-The plumbing of lesson 06: a median timer, peak memory (tracemalloc), FLOP counts from the
+The plumbing of lesson 07: a median timer, peak memory (tracemalloc), FLOP counts from the
 formulas, a power-law fit for complexity exponents, and the count of sequential steps in a
 computation graph. Sequences have n tokens of width d (d_model = d_k = d_v = d_in = d_h = d).
 

@@ -1,4 +1,4 @@
-"""Catalogues for the checkers of exercise 07: causal_mask, masked_attention_weights and
+"""Catalogues for the checkers of exercise 08: causal_mask, masked_attention_weights and
 multi_head_self_attention.
 
 Every valid solution must pass; every wrong one must fail with the hint that names its mistake.

@@ -1,4 +1,4 @@
-"""Catalogue for the checker of exercise 06: blockwise_attention (the online softmax).
+"""Catalogue for the checker of exercise 07: blockwise_attention (the online softmax).
 
 Every valid solution must pass, including its peak-memory case; every wrong one must fail with
 the hint that names its mistake; a solution that builds the full n × n matrix fails on memory.

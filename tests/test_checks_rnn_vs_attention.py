@@ -1,4 +1,4 @@
-"""Catalogue for the checker of exercise 05: rnn_forward.
+"""Catalogue for the checker of exercise 06: rnn_forward.
 
 Every valid solution must pass; every wrong one must fail with the hint that names its mistake.
 """

@@ -493,3 +493,19 @@ def _processes_with(token: str) -> list[int]:
 
 if shutil.which("bwrap") is None:  # pragma: no cover - documented, not silent
     print("bubblewrap is not installed: the grading tests run without isolation")
+
+
+@pytest.mark.parametrize("old, new", [
+    ("05_rnn_vs_attention", "06_rnn_vs_attention"),
+    ("06_parallelism", "07_parallelism"),
+    ("07_masks_heads_and_applications", "08_masks_heads_and_applications"),
+])
+def test_notebooks_released_under_the_old_numbers_are_recognised(
+        tmp_path: Path, old: str, new: str) -> None:
+    released = nbformat.read(ROOT / "exercises" / f"{new}.ipynb", as_version=4)
+    released.metadata["course"]["exercise"] = old  # as `release` wrote it before lesson 05
+    path = write(tmp_path, f"{old}.ipynb", released)
+    assert read_submission(Submission(path.name, path)).exercise == new
+    released.metadata.pop("course")  # and from its code alone
+    path = write(tmp_path, "renamed.ipynb", released)
+    assert read_submission(Submission(path.name, path)).exercise == new

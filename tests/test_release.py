@@ -108,12 +108,12 @@ def test_there_are_four_exercises():
 
 
 def test_exercise_07_is_released():
-    assert "07_masks_heads_and_applications" in [p.stem for p in MASTERS]
+    assert "08_masks_heads_and_applications" in [p.stem for p in MASTERS]
 
 
 def test_exercises_05_and_06_are_released():
     stems = [p.stem for p in MASTERS]
-    assert "05_rnn_vs_attention" in stems and "06_parallelism" in stems
+    assert "06_rnn_vs_attention" in stems and "07_parallelism" in stems
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)

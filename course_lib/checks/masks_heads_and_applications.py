@@ -1,8 +1,8 @@
-"""Checkers of exercise 07, masks and heads: `causal_mask(n)`, `masked_attention_weights(Q, K,
+"""Checkers of exercise 08, masks and heads: `causal_mask(n)`, `masked_attention_weights(Q, K,
 mask)` and `multi_head_self_attention(X, W_Q, W_K, W_V, W_O, n_heads) -> (O, weights)`.
 
-Lesson: notebooks/07_masks_heads_and_applications.ipynb.
-Exercise: exercises/07_masks_heads_and_applications.ipynb.
+Lesson: notebooks/08_masks_heads_and_applications.ipynb.
+Exercise: exercises/08_masks_heads_and_applications.ipynb.
 Tests: tests/test_checks_masks_heads_and_applications.py.
 
 Every valid way passes: a blocked score set to −∞ or to a very large negative number before the

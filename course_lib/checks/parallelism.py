@@ -1,4 +1,4 @@
-"""Checker of exercise 06, parallelism: `blockwise_attention`, attention with the online softmax.
+"""Checker of exercise 07, parallelism: `blockwise_attention`, attention with the online softmax.
 
     O = softmax(Q Kᵀ / √d_k) V, one block of `block_size` keys at a time, never holding n × n:
     per query row a running maximum m, a running sum l = Σ_j exp(ã_ij − m) and a running output
@@ -9,7 +9,7 @@ Besides the values, one case measures the peak memory of the learner's function 
 through the calling machinery): a solution that builds the full n × n matrix of scores or
 weights gives the right values but fails it.
 
-Lesson: notebooks/06_parallelism.ipynb. Exercise: exercises/06_parallelism.ipynb.
+Lesson: notebooks/07_parallelism.ipynb. Exercise: exercises/07_parallelism.ipynb.
 Tests: tests/test_checks_parallelism.py.
 """
 

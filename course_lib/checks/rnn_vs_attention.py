@@ -1,8 +1,8 @@
-"""Checker of exercise 05, RNN versus attention: `rnn_forward`, the Elman recurrence.
+"""Checker of exercise 06, RNN versus attention: `rnn_forward`, the Elman recurrence.
 
     h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),   t = 1 .. n,   H = (h_1, ..., h_n)
 
-Lesson: notebooks/05_rnn_vs_attention.ipynb. Exercise: exercises/05_rnn_vs_attention.ipynb.
+Lesson: notebooks/06_rnn_vs_attention.ipynb. Exercise: exercises/06_rnn_vs_attention.ipynb.
 Tests: tests/test_checks_rnn_vs_attention.py.
 """
 
