@@ -11,7 +11,10 @@ axes (..., n, d_model) are allowed everywhere. Step by step:
 
 Every function keeps the input's float dtype (float32 in, float32 out; integers become
 float64) and never modifies its inputs. A mask is boolean with True = "may attend"; a blocked
-score becomes −∞ before the softmax.
+score becomes −∞ before the softmax. A row with no finite score (every position blocked, a
+score that overflowed to −∞, or no keys at all) gets weights 0 and output 0, on every path
+(vectorized, loops, blockwise, heads), never NaN. An empty sequence (n = 0) gives empty
+results of the right shapes; a width of 0 (d_k = 0) is refused.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = [
     "blockwise_attention",
     "sinusoidal_positions",
     "multi_head_self_attention",
+    "softmax_backward",
+    "self_attention_backward",
 ]
 
 
@@ -106,7 +111,8 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     Subtracting each row's maximum changes nothing mathematically but keeps exp from
     overflowing (scores of 1000) or underflowing to an all-zero row (rows far below others).
     A row that is entirely −∞ (every position blocked) gives zeros, not NaN.
-    Shape: any; the result has the shape of x and sums to 1 along `axis`.
+    Shape: any; the result has the shape of x and sums to 1 along `axis` (an axis of length
+    0 gives an empty result).
     """
     x = as_float_array(x, "x", 0)
     if x.ndim == 0:
@@ -124,9 +130,8 @@ def attention_weights(Q: np.ndarray, K: np.ndarray, mask: np.ndarray | None = No
     """
     Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
     K = as_float_array(K, "K", 2, "(n_k, d_k)")
-    d_k = Q.shape[-1]
     # Ã = Q Kᵀ / √d_k = (Q / √d_k) Kᵀ: scaling the n x d_k queries is cheaper than the n x n scores
-    scale = float_dtype(Q, K).type(1 / math.sqrt(d_k))
+    scale = _inverse_sqrt(Q.shape[-1], float_dtype(Q, K))
     A = attention_scores(Q * scale, K)  # a fresh array of our own: the steps below work in place
     if mask is not None:
         mask = check_mask(mask, A.shape)
@@ -173,9 +178,9 @@ def self_attention(
 def causal_mask(n: int) -> np.ndarray:
     """The causal (GPT-style) mask: True on and below the diagonal, so token i sees j <= i.
 
-    Shape: (n, n), dtype bool.
+    Shape: (n, n), dtype bool (n = 0 gives an empty (0, 0) mask).
     """
-    n = check_count(n, "n")
+    n = check_count(n, "n", minimum=0)
     return np.tril(np.ones((n, n), dtype=bool))
 
 
@@ -199,6 +204,7 @@ def attention_loops(
     W_Q, W_K, W_V = (np.asarray(W, dtype=np.float64) for W in (W_Q, W_K, W_V))
     *batch, n, _ = X.shape
     d_k, d_v = W_Q.shape[1], W_V.shape[1]
+    _inverse_sqrt(d_k, dtype)  # the same refusal of d_k = 0 as the vectorized version
     if mask is not None:
         mask = np.broadcast_to(check_mask(mask, (*batch, n, n)), (*batch, n, n))
     O = np.zeros((*batch, n, d_v))
@@ -239,6 +245,10 @@ def blockwise_attention(
     block raises the maximum from m to m', what was summed so far is rescaled by exp(m − m').
     At the end O = o / l. The largest temporary is (..., n_q, block_size).
 
+    While a row has seen no finite score (m' = −∞: its scores so far overflowed to −∞), 0 is
+    subtracted instead of m', since −∞ − (−∞) is NaN; a row that never sees one (or n_k = 0)
+    gets O = 0, as `attention_weights(Q, K) @ V` gives.
+
     Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), V (..., n_k, d_v) -> O (..., n_q, d_v).
     """
     Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
@@ -253,7 +263,7 @@ def blockwise_attention(
     dtype = float_dtype(Q, K, V)
     n_k = K.shape[-2]
     batch = np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2])
-    Q_scaled = (Q * dtype.type(1 / math.sqrt(Q.shape[-1]))).astype(dtype, copy=False)
+    Q_scaled = (Q * _inverse_sqrt(Q.shape[-1], dtype)).astype(dtype, copy=False)
     m = np.full((*batch, Q.shape[-2], 1), -np.inf, dtype=dtype)  # running row maximum
     l = np.zeros((*batch, Q.shape[-2], 1), dtype=dtype)  # running Σ exp(ã_ij − m)
     o = np.zeros((*batch, Q.shape[-2], V.shape[-1]), dtype=dtype)  # running Σ exp(ã_ij − m) v_j
@@ -262,14 +272,14 @@ def blockwise_attention(
         K_block, V_block = K[..., keys, :], V[..., keys, :]
         S = np.matmul(Q_scaled, np.swapaxes(K_block, -1, -2), dtype=dtype)  # (..., n_q, block)
         m_new = np.maximum(m, S.max(axis=-1, keepdims=True))
-        correction = np.exp(m - m_new)  # rescales the sums made under the old maximum
-        S -= m_new
+        shift = np.where(m_new == -np.inf, 0, m_new)  # no finite score yet: subtract nothing
+        correction = np.exp(m - shift)  # rescales the sums made under the old maximum
+        S -= shift
         P = np.exp(S, out=S)  # exp(ã_ij − m'), in place of the scores
         l = l * correction + P.sum(axis=-1, keepdims=True)
         o = o * correction + np.matmul(P, V_block, dtype=dtype)
         m = m_new
-    o /= l
-    return o
+    return np.divide(o, l, out=o, where=l > 0)  # O = o / l; a row with l = 0 keeps o = 0
 
 
 def sinusoidal_positions(n: int, d_model: int) -> np.ndarray:
@@ -279,9 +289,10 @@ def sinusoidal_positions(n: int, d_model: int) -> np.ndarray:
         PE[pos, 2i + 1] = cos(pos / 10000^(2i / d_model))
 
     Each pair of columns is a clock of its own frequency, from one turn every 2π positions
-    (i = 0) to one every 10000 · 2π. Shape: (n, d_model), float64; add it to X.
+    (i = 0) to one every 10000 · 2π. Shape: (n, d_model), float64; add it to X (n = 0 gives
+    an empty (0, d_model) array).
     """
-    n, d_model = check_count(n, "n"), check_count(d_model, "d_model")
+    n, d_model = check_count(n, "n", minimum=0), check_count(d_model, "d_model")
     pos = np.arange(n)[:, None]  # (n, 1)
     two_i = np.arange(0, d_model, 2)[None, :]  # (1, ceil(d_model / 2))
     angle = pos / 10000 ** (two_i / d_model)
@@ -339,8 +350,113 @@ def multi_head_self_attention(
     concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], heads.shape[-2], d_model)
     return np.matmul(concat, W_O, dtype=float_dtype(concat, W_O)), weights
 
+def softmax_backward(
+    weights: np.ndarray, d_weights: np.ndarray, axis: int = -1
+) -> np.ndarray:
+    """The softmax's backward pass: d_scores = α ⊙ (dα − Σ_j α_j dα_j) along `axis`.
+
+    With α = softmax(ã) the Jacobian is ∂α_j/∂ã_k = α_j (δ_jk − α_k), that is
+    diag(α) − α αᵀ (the matrix lesson 03 measured). Given dα = ∂L/∂α, the chain rule gives
+    dã_k = Σ_j dα_j α_j (δ_jk − α_k) = α_k (dα_k − Σ_j α_j dα_j): the vector-Jacobian
+    product, without ever forming the n x n Jacobian.
+
+    Shapes: weights α and d_weights dα of the same shape (any, at least one axis); returns
+    d_scores of that shape, in their common float dtype. Where α is 0 (a blocked position, or
+    a row whose every position is blocked) the gradient is 0. Raises ValueError when the
+    shapes differ.
+    """
+    weights = as_float_array(weights, "weights", 1)
+    d_weights = as_float_array(d_weights, "d_weights", 1)
+    if weights.shape != d_weights.shape:
+        raise ValueError(
+            f"weights has shape {weights.shape} and d_weights has shape {d_weights.shape}: "
+            "d_weights = ∂L/∂α has one entry per weight, so the shapes must be equal."
+        )
+    dtype = float_dtype(weights, d_weights)
+    weights, d_weights = weights.astype(dtype, copy=False), d_weights.astype(dtype, copy=False)
+    inner = np.sum(weights * d_weights, axis=axis, keepdims=True)  # Σ_j α_j dα_j, (..., 1, ...)
+    return weights * (d_weights - inner)  # α ⊙ (dα − Σ_j α_j dα_j), the shape of α
+
+
+def self_attention_backward(
+    X: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    dO: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of a scalar loss L through O = self_attention(X, W_Q, W_K, W_V, mask)[0].
+
+    Given dO = ∂L/∂O, back through each step of the forward pass (backpropagation):
+
+        O = α V            ->  dV = αᵀ dO,            dα = dO Vᵀ
+        α = softmax(Ã)     ->  dÃ = α ⊙ (dα − Σ_j α_ij dα_ij)        (softmax_backward)
+        Ã = Q Kᵀ / √d_k    ->  dQ = dÃ K / √d_k,      dK = dÃᵀ Q / √d_k
+        Q, K, V = X W_*    ->  dX = dQ W_Qᵀ + dK W_Kᵀ + dV W_Vᵀ      (X feeds all three)
+                               dW_Q = Xᵀ dQ,  dW_K = Xᵀ dK,  dW_V = Xᵀ dV
+
+    A blocked position has α_ij = 0, so dÃ_ij = 0: no gradient flows through it, and a row
+    whose every position is blocked gives zeros (never NaN).
+
+    Shapes: X (..., n, d_model); W_Q, W_K (d_model, d_k); W_V (d_model, d_v); dO (..., n, d_v),
+    the shape of O; mask (n, n) or broadcastable, True = may attend. Returns
+    (dX, dW_Q, dW_K, dW_V) with the shapes of (X, W_Q, W_K, W_V): the projections are shared
+    by every sequence of a batch, so dW_* are summed over the batch axes. The common float
+    dtype of the inputs is kept. Raises ValueError when the shapes do not fit (dO must have the
+    shape of O). Source: the chain rule through Vaswani et al. (2017), eq. 1.
+    """
+    Q, K, V = project_qkv(X, W_Q, W_K, W_V)  # checks X and the projections
+    weights = attention_weights(Q, K, mask)  # checks the mask; (..., n, n)
+    dO = as_float_array(dO, "dO", 2, "(n, d_v)")
+    O_shape = (*weights.shape[:-1], V.shape[-1])
+    if dO.shape != O_shape:
+        raise ValueError(
+            f"dO has shape {dO.shape} but O has shape {O_shape}: dO = ∂L/∂O has one entry per "
+            "entry of the output O."
+        )
+    dtype = float_dtype(Q, dO)
+    X, W_Q, W_K, W_V, dO = (np.asarray(a, dtype=dtype) for a in (X, W_Q, W_K, W_V, dO))
+    Q, K, V, weights = (a.astype(dtype, copy=False) for a in (Q, K, V, weights))
+    scale = dtype.type(1 / math.sqrt(Q.shape[-1]))
+    dV = np.swapaxes(weights, -1, -2) @ dO  # αᵀ dO, (..., n, d_v)
+    d_weights = dO @ np.swapaxes(V, -1, -2)  # dO Vᵀ, (..., n, n)
+    d_scores = softmax_backward(weights, d_weights)  # dÃ, (..., n, n); 0 where blocked
+    dQ = (d_scores @ K) * scale  # dÃ K / √d_k, (..., n, d_k)
+    dK = (np.swapaxes(d_scores, -1, -2) @ Q) * scale  # dÃᵀ Q / √d_k, (..., n, d_k)
+    dX = dQ @ W_Q.T + dK @ W_K.T + dV @ W_V.T  # the three paths into X, (..., n, d_model)
+    X_all = np.broadcast_to(X, dX.shape)  # X once per sequence (a mask may add batch axes)
+    dW_Q, dW_K, dW_V = (_sum_over_batch(X_all, dM) for dM in (dQ, dK, dV))  # Σ Xᵀ dM
+    return _sum_to_shape(dX, X.shape), dW_Q, dW_K, dW_V
+
+
+def _sum_over_batch(X: np.ndarray, dM: np.ndarray) -> np.ndarray:
+    """Σ over the batch of Xᵀ dM: (..., n, d_model), (..., n, d) -> (d_model, d)."""
+    return X.reshape(-1, X.shape[-1]).T @ dM.reshape(-1, dM.shape[-1])
+
+
+def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the axes along which its input was broadcast, back to `shape`."""
+    extra = grad.ndim - len(shape)
+    grad = grad.sum(axis=tuple(range(extra))) if extra else grad
+    stretched = tuple(i for i, size in enumerate(shape) if size == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+
+
+def _inverse_sqrt(d_k: int, dtype: np.dtype) -> np.generic:
+    """1 / √d_k in `dtype`, the scale of the scores; d_k = 0 is refused in the course's words."""
+    if d_k == 0:
+        raise ValueError(
+            "the queries and keys have width d_k = 0: each needs at least one number, and the "
+            "scale 1 / √d_k is undefined. Check the shapes of Q and K (or of W_Q and W_K)."
+        )
+    return dtype.type(1 / math.sqrt(d_k))
+
+
 def _softmax_inplace(x: np.ndarray, axis: int) -> np.ndarray:
     """Softmax of a float array along `axis`, overwriting it (no copy of an n x n matrix)."""
+    if x.shape[axis] == 0:
+        return x  # no positions to weigh (n_k = 0): an empty result, nothing to normalise
     m = np.max(x, axis=axis, keepdims=True)
     m[m == -np.inf] = 0  # a row of −∞ only: subtract nothing, its exps are all 0
     x -= m

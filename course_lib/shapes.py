@@ -53,10 +53,14 @@ def check_positive(value: object, name: str) -> float:
     return value
 
 
-def check_count(value: object, name: str) -> int:
-    """`value` as an int, or a `ValueError` if it is not a positive whole number."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive whole number; got {value!r}.")
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """`value` as an int, or a `ValueError` if it is not a whole number >= `minimum`.
+
+    minimum=0 for a number of tokens (an empty sequence is allowed), 1 for a width or a size.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        wanted = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}; got {value!r}.")
     return int(value)
 
 
@@ -70,7 +74,13 @@ def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:
     if mask.dtype != np.bool_:
         raise ValueError(
             f"mask must be boolean (True = may attend, False = blocked); got dtype {mask.dtype}. "
-            "If you built it from 0/1 numbers, use mask.astype(bool)."
+            "Convert it according to what its numbers mean: 0/1 with 1 = may attend, "
+            "mask.astype(bool); an additive mask of 0 and -inf (PyTorch's float attn_mask, "
+            "added to the scores, e.g. from nn.Transformer.generate_square_subsequent_mask), "
+            "mask == 0 (not mask.astype(bool): that makes -inf True, the mask inverted). A "
+            "boolean mask from torch.nn.MultiheadAttention (attn_mask or key_padding_mask, "
+            "True = may NOT attend) becomes ~mask; one for scaled_dot_product_attention "
+            "(True = may attend) is used as it is."
         )
     try:
         np.broadcast_shapes(mask.shape, scores_shape)

@@ -6,17 +6,21 @@ without the notebook also displaying it. Every function also takes `ax=` to draw
 existing axes (the widgets put two plots side by side); it then returns that axes' figure.
 
 The numbers a figure shows are the data put on it (the image of a heatmap, the heights of the
-bars, the fitted slope in a log-log legend), so tests check figures through that data.
+bars, the fitted slope in a log-log legend), so tests check figures through that data. The fits
+themselves are computed in `course_lib.fitting`, the same functions the lessons' numbers use.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from course_lib.fitting import fit_exponential, fit_power_law
 
 __all__ = [
     "heatmap",
@@ -25,14 +29,28 @@ __all__ = [
     "weight_bars",
     "score_histogram",
     "line_plot",
-    "fit_loglog",
-    "loglog_fit",
     "to_png",
     "semilog_fit",
-    "loglog_fits",
+    "loglog_plot",
     "attention_grid",
     "patch_attention",
+    "accuracy_vs_distance",
+    "gradient_vs_distance",
+    "speedup_plot",
+    "training_curves",
+    "saturation_histogram",
 ]
+
+
+def _one_per(x: np.ndarray, y: Any, label: str, values: str, per: tuple[str, str]
+             ) -> np.ndarray:
+    """y as a float array with one value per point of x (`per`: what a point is, singular and
+    plural); ValueError otherwise."""
+    y = np.asarray(y, dtype=float)
+    if y.shape != x.shape:
+        raise ValueError(f"{label!r} has {y.size} {values} for {x.size} {per[1]}: give one per "
+                         f"{per[0]}.")
+    return y
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -228,9 +246,17 @@ def line_plot(
     logx: bool = False,
     logy: bool = False,
     markers: bool = True,
+    ylim: tuple[float | None, float | None] | None = None,
+    legend_outside: bool = False,
     ax: Axes | None = None,
 ) -> Figure:
-    """One line per entry of `series` (label -> y of the shape of x), against x, with a legend."""
+    """One line per entry of `series` (label -> y of the shape of x), against x, with a legend.
+
+    `ylim` = (bottom, top) fixes the y axis (None leaves that end automatic): (0, None) shows
+    the whole range from 0, so a fall to a third looks like a fall to a third. With
+    `legend_outside`, the legend sits to the right of the axes, off the data (for lines that
+    fill the whole plot).
+    """
     ax = _axes(ax, (5.5, 3.6))
     for label, y in series.items():
         ax.plot(x, y, marker="o" if markers else None, markersize=4, label=label)
@@ -238,38 +264,12 @@ def line_plot(
         ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
-    return _label(ax, title, xlabel, ylabel)
-
-
-def fit_loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The least-squares line log10(y) = slope · log10(x) + intercept: returns (slope, intercept).
-
-    A slope of 1 means y grows in proportion to x (y = c · x).
-    """
-    slope, intercept = np.polyfit(np.log10(x), np.log10(y), 1)
-    return float(slope), float(intercept)
-
-
-def loglog_fit(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    label: str = "measured",
-    ax: Axes | None = None,
-) -> Figure:
-    """The points (x, y) on log-log axes with their fitted line; the legend gives the slope.
-
-    The fit is `fit_loglog(x, y)`; the fitted line's legend entry reads "fitted slope = 1.00".
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    slope, intercept = fit_loglog(x, y)
-    ax = _axes(ax, (5.5, 3.8))
-    ax.loglog(x, y, "o", label=label)
-    ax.loglog(x, 10**intercept * x**slope, "--", label=f"fitted slope = {slope:.2f}")
-    return _label(ax, title, xlabel, ylabel, grid="both")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    fig = _label(ax, title, xlabel, ylabel)
+    if legend_outside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
+    return fig
 
 
 def to_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -295,7 +295,7 @@ def semilog_fit(
     ax: Axes | None = None,
 ) -> Figure:
     """Each series (label -> y of the shape of x) as points on a log y axis, with its fitted
-    exponential, the least-squares line ln y = rate · x + intercept, dashed in the same colour.
+    exponential y ≈ c · e^(rate · x) (`fitting.fit_exponential`), dashed in the same colour.
 
     The legend gives each rate ("label: rate = -0.36 per step"): y is multiplied by e^rate per
     unit of x, so a rate of 0 is a flat line (no decay).
@@ -304,14 +304,14 @@ def semilog_fit(
     ax = _axes(ax, (6.0, 4.0))
     for label, y in series.items():
         y = np.asarray(y, dtype=float)
-        rate, intercept = np.polyfit(x, np.log(y), 1)
+        rate, c = fit_exponential(x, y)
         legend = f"{label}: rate = {_two_decimals(rate)} per step"
         (points,) = ax.semilogy(x, y, "o", markersize=3, label=legend)
-        ax.semilogy(x, np.exp(intercept + rate * x), "--", color=points.get_color(), linewidth=1)
+        ax.semilogy(x, c * np.exp(rate * x), "--", color=points.get_color(), linewidth=1)
     return _label(ax, title, xlabel, ylabel, legend_size=8)
 
 
-def loglog_fits(
+def loglog_plot(
     x: np.ndarray,
     series: Mapping[str, np.ndarray],
     *,
@@ -324,8 +324,9 @@ def loglog_fits(
     ax: Axes | None = None,
 ) -> Figure:
     """Each series (label -> y of the shape of x) as points on log-log axes (x in powers of 2)
-    with its fitted power law y ≈ c · x^slope (`fit_loglog`), dashed in the same colour; the
-    legend gives the slope ("label: slope = 2.00").
+    with its fitted power law y ≈ c · x^slope (`fitting.fit_power_law`), dashed in the same
+    colour; the legend gives the slope ("label: slope = 2.00"). One series is the same call
+    with a one-entry mapping, `{"measured": y}`.
 
     With `fit_from`, only the points with x >= fit_from enter the fit (small sizes are often
     dominated by fixed costs); NaN points are skipped. With `vline`, a dotted vertical line marks
@@ -336,11 +337,10 @@ def loglog_fits(
     for label, y in series.items():
         y = np.asarray(y, dtype=float)
         use = np.isfinite(y) & (x >= (x.min() if fit_from is None else fit_from))
-        slope, intercept = fit_loglog(x[use], y[use])
+        slope, c = fit_power_law(x[use], y[use])
         legend = f"{label}: slope = {_two_decimals(slope)}"
         (points,) = ax.loglog(x, y, "o", markersize=4, label=legend)
-        ax.loglog(x[use], 10**intercept * x[use] ** slope, "--", color=points.get_color(),
-                  linewidth=1)
+        ax.loglog(x[use], c * x[use] ** slope, "--", color=points.get_color(), linewidth=1)
     if vline is not None:
         ax.axvline(vline, color="gray", linestyle=":", label=vline_label)
     ax.set_xscale("log", base=2)
@@ -442,4 +442,183 @@ def patch_attention(
         target.tick_params(length=0)
     colorbar = fig.colorbar(grid, ax=ax, shrink=0.85)
     colorbar.set_label(r"weight $\alpha_{qj}$ of patch j")
+    return fig
+
+
+def speedup_plot(
+    workers: Sequence[int],
+    speedups: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    xlabel: str = "workers (threads, one per core)",
+    ylabel: str = "speed-up over 1 worker",
+    ax: Axes | None = None,
+) -> Figure:
+    """Each series (label -> speed-up t(1) / t(w), one per entry of `workers`) against the
+    number of workers w, with the ideal line, speed-up = w, dashed in grey: w workers that
+    share the work evenly and never wait for each other.
+
+    The y axis starts at 0 and the x axis shows each number of workers measured (a machine
+    with 2 cores gives the points 1 and 2 only). Raises ValueError when a series does not have
+    one value per number of workers.
+    """
+    workers = np.asarray(workers, dtype=float)
+    ax = _axes(ax, (5.5, 3.6))
+    ax.plot(workers, workers, "--", color="gray", linewidth=1, label="ideal: speed-up = workers")
+    for label, speedup in speedups.items():
+        speedup = _one_per(workers, speedup, label, "speed-ups",
+                           ("number of workers", "numbers of workers"))
+        ax.plot(workers, speedup, marker="o", markersize=5, label=label)
+    ax.set_xticks(workers, labels=[str(int(w)) for w in workers])
+    top = max([workers.max(), *(np.max(s) for s in speedups.values())])
+    ax.set_ylim(0, 1.1 * top)
+    return _label(ax, title, xlabel, ylabel, legend_size=8)
+
+
+def training_curves(
+    loss: Mapping[str, np.ndarray],
+    eval_steps: np.ndarray,
+    accuracy: Mapping[str, np.ndarray],
+    *,
+    title: str = "",
+    target: float | None = 0.95,
+    step: int | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Two panels: the training loss against the step, and the held-out accuracy.
+
+    loss: label -> loss per step (shape (steps,), step 0 first), drawn on a log axis;
+    accuracy: label -> accuracy at each of `eval_steps` (the same steps for every series),
+    from 0 to 1, with a dashed line at `target`. `step` marks one step on both panels (the
+    step a widget shows). `axes`: two axes to draw into (loss, accuracy), or None for a new
+    figure. Raises ValueError when an accuracy series does not fit `eval_steps`.
+    """
+    eval_steps = np.asarray(eval_steps, dtype=float)
+    if axes is None:
+        fig = Figure(figsize=(10, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+    ax_loss, ax_accuracy = axes
+    for label, y in loss.items():
+        y = np.asarray(y, dtype=float)
+        ax_loss.plot(np.arange(y.size), y, linewidth=1, label=label)
+    ax_loss.set_yscale("log")
+    for label, y in accuracy.items():
+        y = _one_per(eval_steps, y, label, "accuracies",
+                     ("evaluation step", "evaluation steps"))
+        ax_accuracy.plot(eval_steps, y, marker="o", markersize=3, label=label)
+    if target is not None:
+        ax_accuracy.axhline(target, color="gray", linestyle="--", linewidth=1,
+                            label=f"{target:.0%}")
+    ax_accuracy.set_ylim(0, 1.02)
+    if step is not None:
+        for ax in (ax_loss, ax_accuracy):
+            ax.axvline(step, color="tab:red", linewidth=1.2)
+    _label(ax_loss, "training loss (each step's batch)", "step", "cross-entropy",
+           legend_size=8)
+    fig = _label(ax_accuracy, "accuracy on held-out sequences", "step", "accuracy",
+                 legend_size=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def saturation_histogram(
+    row_max: Mapping[str, np.ndarray],
+    *,
+    title: str = "How saturated the softmax rows are",
+    threshold: float = 0.99,
+    ax: Axes | None = None,
+) -> Figure:
+    """Histograms of the largest weight of each softmax row, one per series, on [0, 1].
+
+    row_max: label -> the largest weight max_j α_ij of each row (any shape, flattened). A row
+    whose largest weight is near 1 is saturated (almost one-hot); the legend gives the
+    fraction of rows above `threshold`, and a dotted line marks it.
+    """
+    ax = _axes(ax, (5.5, 3.4))
+    bins = np.linspace(0, 1, 41)
+    for label, values in row_max.items():
+        values = np.asarray(values, dtype=float).ravel()
+        above = np.mean(values > threshold)
+        ax.hist(values, bins=bins, alpha=0.6, label=f"{label}: {above:.0%} of rows > {threshold}")
+    ax.axvline(threshold, color="gray", linestyle=":", linewidth=1)
+    return _label(ax, title, r"largest weight of a row, $\max_j \alpha_{ij}$", "rows",
+                  legend_size=8)
+
+
+def accuracy_vs_distance(
+    distances: Sequence[int],
+    accuracy: Mapping[str, np.ndarray],
+    *,
+    chance: float,
+    spread: Mapping[str, np.ndarray] | None = None,
+    title: str = "Accuracy after training, against the distance",
+    xlabel: str = "distance to the marked token (tokens)",
+    ylabel: str = "test accuracy",
+    ax: Axes | None = None,
+) -> Figure:
+    """One line per model (label -> accuracy per distance) on a log₂ distance axis, with the
+    chance level as a labelled grey reference line (not a data series, not in the legend).
+
+    spread: label -> (2, len(distances)), the min and max over seeds, drawn as a band. The y
+    axis shows the whole range [0, 1.05]; the legend sits below the axes, off the data.
+    """
+    ax = _axes(ax, (6.0, 4.2))
+    x = np.asarray(distances, dtype=float)
+    for k, (label, y) in enumerate(accuracy.items()):
+        # equal values (1.0 for two models) would hide a line: each later line is thinner,
+        # with its own marker, so every series stays visible where they coincide
+        (line,) = ax.plot(x, y, marker="osD^v"[k % 5], markersize=7 - 1.5 * (k % 3),
+                          linewidth=3.5 - (k % 3), label=label)
+        if spread is not None and label in spread:
+            low, high = np.asarray(spread[label], dtype=float)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    reference = ax.axhline(chance, color="gray", linestyle=":", linewidth=1.2)
+    reference.set_gid("chance")
+    ax.annotate(f"chance ({chance:.3g})", xy=(0.0, chance), xycoords=("axes fraction", "data"),
+                xytext=(4, 3), textcoords="offset points", ha="left", va="bottom",
+                color="gray", fontsize=8)
+    _distance_axis(ax, distances)
+    ax.set_ylim(0, 1.05)
+    fig = _label(ax, title, xlabel, ylabel, legend_size=8)
+    _legend_below(ax, len(accuracy))
+    return fig
+
+
+def _distance_axis(ax: Axes, distances: Sequence[int]) -> None:
+    """A log₂ x axis with a tick at each distance, labelled with the plain number."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(np.asarray(distances, dtype=float), [str(int(d)) for d in distances])
+
+
+def _legend_below(ax: Axes, ncol: int) -> None:
+    """The legend in a row below the axes, off the data."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol,
+              frameon=False)
+    ax.figure.tight_layout()
+
+
+def gradient_vs_distance(
+    distances: Sequence[int],
+    before: Mapping[str, np.ndarray],
+    during: Mapping[str, np.ndarray],
+    *,
+    title: str = "Gradient reaching the marked token",
+    ylabel: str = r"$\|\partial L / \partial x_{marked}\|$",
+    ax: Axes | None = None,
+) -> Figure:
+    """Per model, the gradient norm at the far token against the distance on log-log axes:
+    `before` training (solid) and `during` training (dashed, same colour). Models missing from
+    `during` get only the solid line. The legend sits below the axes."""
+    ax = _axes(ax, (6.0, 4.4))
+    x = np.asarray(distances, dtype=float)
+    for label, y in before.items():
+        (line,) = ax.plot(x, y, marker="o", markersize=4, label=f"{label}, before training")
+        if label in during:
+            ax.plot(x, during[label], marker="s", markersize=4, linestyle="--",
+                    color=line.get_color(), label=f"{label}, during training")
+    ax.set_yscale("log")
+    _distance_axis(ax, distances)
+    fig = _label(ax, title, "distance (tokens)", ylabel, legend_size=8)
+    _legend_below(ax, 2)
     return fig

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from course_lib import attention, data, viz
 
-__all__ = ["QKVExplorer", "ScalingExplorer", "AttentionExplorer"]
+__all__ = ["QKVExplorer", "ScalingExplorer", "AttentionExplorer", "TrainingScrubber"]
 
 
 def _table(row_names: Sequence[str], col_names: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -71,8 +71,13 @@ class QKVExplorer(_Explorer):
     """Pick a word; see its embedding x (d_model,) and its q = x W_Q, k = x W_K, v = x W_V.
 
     Uses the course's embedding table and, unless given, its designed projections.
-    State after each redraw: `self.vectors` = {"x": x, "q": q, "k": k, "v": v}.
+    State after each redraw: `self.vectors` = {"x": x, "q": q, "k": k, "v": v}, and
+    `self.notes` = {name: text} for each of q, k, v that is all zeros: an empty panel says
+    why it is empty (which rows of the projection are 0), written in the panel itself.
     """
+
+    _PROJECTION = {"q": "W_Q", "k": "W_K", "v": "W_V"}
+    _ROLE = {"q": "looks for", "k": "offers", "v": "passes on"}
 
     def __init__(
         self,
@@ -85,14 +90,32 @@ class QKVExplorer(_Explorer):
         everything = np.concatenate([E, E @ self.W_Q, E @ self.W_K, E @ self.W_V], axis=1)
         self._ylim = (min(0.0, everything.min()) - 0.2, everything.max() + 0.2)
         self.vectors: dict[str, np.ndarray] = {}
+        self.notes: dict[str, str] = {}
         self._display_widgets([self.word])
 
     def __repr__(self) -> str:
         return f"QKVExplorer(word={self.word.value!r})"
 
-    def _redraw(self) -> None:
-        x = data.embedding(self.word.value)
-        self.vectors = {"x": x, "q": x @ self.W_Q, "k": x @ self.W_K, "v": x @ self.W_V}
+    def _zero_notes(self) -> dict[str, str]:
+        """Why each all-zero q, k or v is zero: the word's embedding dimensions and their rows."""
+        x, word = self.vectors["x"], self.word.value
+        dims = [data.EMBEDDING_DIMS[r] for r in np.flatnonzero(x)]
+        matrices = {"q": self.W_Q, "k": self.W_K, "v": self.W_V}
+        notes = {}
+        for name, W in matrices.items():
+            if np.any(self.vectors[name]):
+                continue
+            W_name = f"${self._PROJECTION[name]}$"
+            if not np.any(W[np.flatnonzero(x)]):
+                why = f"the rows of {W_name} for\n{', '.join(dims)} are all 0"
+            else:
+                why = f"the rows of {W_name} for\n{', '.join(dims)} cancel out"
+            role = self._ROLE[name]
+            notes[name] = f"{name} = 0, not a fault:\n{why},\nso {word!r} {role}\nnothing"
+        return notes
+
+    def figure(self) -> Figure:
+        """The figure the explorer shows for the current word: four panels of bars, x, q, k, v."""
         labels = {
             "x": data.EMBEDDING_DIMS,
             "q": data.QK_FEATURES,
@@ -100,10 +123,10 @@ class QKVExplorer(_Explorer):
             "v": data.VALUE_FEATURES,
         }
         titles = {
-            "x": "embedding x",
-            "q": "query q = x W_Q\n(looks for)",
-            "k": "key k = x W_K\n(offers)",
-            "v": "value v = x W_V\n(passes on)",
+            "x": "embedding $x$",
+            "q": "query $q = x\\,W_Q$\n(looks for)",
+            "k": "key $k = x\\,W_K$\n(offers)",
+            "v": "value $v = x\\,W_V$\n(passes on)",
         }
         fig = Figure(figsize=(11, 3.4), layout="constrained")
         axes = fig.subplots(1, 4, width_ratios=[7, 3, 3, 4], sharey=True)
@@ -112,13 +135,22 @@ class QKVExplorer(_Explorer):
                 self.vectors[name], labels[name], title=titles[name], xlabel="", ylim=self._ylim,
                 ax=ax,
             )  # fmt: skip
+            if name in self.notes:
+                ax.text(0.5, 0.55, self.notes[name], transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8.5, color="dimgray")
         fig.suptitle(f"The word {self.word.value!r}: its embedding and its query, key, value")
+        return fig
+
+    def _redraw(self) -> None:
+        x = data.embedding(self.word.value)
+        self.vectors = {"x": x, "q": x @ self.W_Q, "k": x @ self.W_K, "v": x @ self.W_V}
+        self.notes = self._zero_notes()
         rows = [
             _table(["x"], data.EMBEDDING_DIMS, [x]),
             _table(["q", "k"], data.QK_FEATURES, [self.vectors["q"], self.vectors["k"]]),
             _table(["v"], data.VALUE_FEATURES, [self.vectors["v"]]),
         ]
-        self._show(fig, "".join(rows))
+        self._show(self.figure(), "".join(rows))
 
 
 class ScalingExplorer(_Explorer):
@@ -157,10 +189,10 @@ class ScalingExplorer(_Explorer):
         self.scores = np.sum(self._q_pairs[:, :d_k] * self._k_pairs[:, :d_k], axis=1) / divisor
         row = self._keys[:, :d_k] @ self._query[:d_k] / divisor
         self.weights = attention.softmax(row)
-        name = "q · k / √d_k" if scaled else "q · k (not scaled)"
+        name = r"$q \cdot k / \sqrt{d_k}$" if scaled else r"$q \cdot k$ (not scaled)"
         fig = Figure(figsize=(10, 3.4), layout="constrained")
         left, right = fig.subplots(1, 2)
-        viz.score_histogram(self.scores, title=f"{name}, d_k = {d_k}", xlabel="score", ax=left)
+        viz.score_histogram(self.scores, title=f"{name}, $d_k$ = {d_k}", xlabel="score", ax=left)
         keys = [f"key {j + 1}" for j in range(len(self.weights))]
         viz.weight_bars(self.weights, keys, title="softmax of one row of scores", ax=right)
         self._show(
@@ -222,3 +254,51 @@ class AttentionExplorer(_Explorer):
             _table([f"α_{i}j"], labels, [self.weights_row])
             + _table([f"o_{i}"], self.value_labels, [self.output]),
         )
+
+
+class TrainingScrubber(_Explorer):
+    """Scrub through the attention weights saved during training, one saved step at a time.
+
+    Nothing is trained here: the slider only picks among `snapshots` (step -> the weights α
+    of one fixed example, shape (n, n) or (1, n, n)), saved by the training loop. Left: α at
+    that step as a heatmap, rows = query tokens (the last row is the one read out); right: the
+    loss and held-out accuracy curves with the step marked. State: `self.weights` (n, n), the
+    weights shown.
+    """
+
+    def __init__(
+        self,
+        snapshots: Mapping[int, np.ndarray],
+        tokens: Sequence[str],
+        loss: np.ndarray,
+        eval_steps: np.ndarray,
+        accuracy: np.ndarray,
+        step: int | None = None,
+    ) -> None:
+        if not snapshots:
+            raise ValueError("snapshots is empty: train with snapshot_steps=... to save some.")
+        self.snapshots = {int(k): np.asarray(v).reshape(len(tokens), len(tokens))
+                          for k, v in sorted(snapshots.items())}
+        self.tokens = list(tokens)
+        self.loss, self.eval_steps, self.accuracy = loss, eval_steps, accuracy
+        steps = list(self.snapshots)
+        self.step = w.SelectionSlider(options=steps, value=steps[0] if step is None else step,
+                                      description="step")
+        self.weights = np.empty((len(tokens), len(tokens)))
+        self._display_widgets([self.step])
+
+    def __repr__(self) -> str:
+        return f"TrainingScrubber(step={self.step.value}, steps={len(self.snapshots)})"
+
+    def _redraw(self) -> None:
+        step = self.step.value
+        self.weights = self.snapshots[step]
+        fig = Figure(figsize=(13, 3.8), layout="constrained")
+        heat, loss_ax, accuracy_ax = fig.subplots(1, 3, width_ratios=[1.2, 1, 1])
+        viz.attention_heatmap(self.weights, self.tokens, title=f"weights α at step {step}",
+                              annotate=False, ax=heat)
+        viz.training_curves({"loss": self.loss}, self.eval_steps, {"accuracy": self.accuracy},
+                            step=step, axes=(loss_ax, accuracy_ax))
+        last = len(self.tokens) - 1
+        self._show(fig, f"<p>step {step}: the last token's weights</p>"
+                   + _table([f"α_{last}j"], self.tokens, [self.weights[last]]))

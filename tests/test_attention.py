@@ -14,10 +14,13 @@ from course_lib.attention import (
     attention_loops,
     attention_scores,
     attention_weights,
+    blockwise_attention,
     causal_mask,
+    multi_head_self_attention,
     project_qkv,
     scale_scores,
     self_attention,
+    sinusoidal_positions,
     softmax,
     weighted_sum,
 )
@@ -71,9 +74,10 @@ def test_worked_example_end_to_end(implementation) -> None:
 # ---------------------------------------------------------------------------------------------
 @st.composite
 def attention_inputs(draw):
-    """X (batch..., n, d_model), W_Q, W_K, W_V and an optional boolean mask."""
+    """X (batch..., n, d_model), W_Q, W_K, W_V and an optional boolean mask; n may be 0."""
     batch = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
-    n, d_model, d_k, d_v = (draw(st.integers(1, 6)) for _ in range(4))
+    n = draw(st.integers(0, 6))
+    d_model, d_k, d_v = (draw(st.integers(1, 6)) for _ in range(3))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     elements = st.floats(-3, 3, width=32)
     X = draw(hnp.arrays(dtype, (*batch, n, d_model), elements=elements))
@@ -168,7 +172,7 @@ def test_softmax_row_of_minus_infinity_gives_zeros() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5),
                elements=st.floats(-1e4, 1e4)),
     st.data(),
 )
@@ -179,6 +183,8 @@ def test_softmax_properties(x: np.ndarray, data) -> None:
     np.testing.assert_array_equal(x, original)
     assert weights.shape == x.shape
     assert np.all((weights >= 0) & (weights <= 1))
+    if x.shape[axis] == 0:  # nothing to weigh along the axis: an empty result
+        return
     np.testing.assert_allclose(weights.sum(axis=axis), 1, rtol=1e-9)
     # shift invariance: adding a constant to every score changes nothing
     np.testing.assert_allclose(softmax(x + 7.5, axis=axis), weights, atol=1e-9)
@@ -299,6 +305,20 @@ def test_mask_of_wrong_dtype() -> None:
         attention_weights(Q, Q, np.tril(np.ones((3, 3))))
 
 
+def test_a_float_mask_is_refused_with_what_to_do_for_each_convention() -> None:
+    """An additive mask (0 / −inf, PyTorch's float attn_mask) must not be told astype(bool),
+    which would invert it; each library's convention gets its own conversion."""
+    Q = np.zeros((3, 2))
+    additive = np.triu(np.full((3, 3), -np.inf), k=1)  # generate_square_subsequent_mask(3)
+    with pytest.raises(ValueError) as error:
+        attention_weights(Q, Q, additive)
+    message = str(error.value)
+    assert "mask == 0" in message and "additive" in message
+    assert "1 = may attend, mask.astype(bool)" in message
+    assert "MultiheadAttention" in message and "~mask" in message
+    np.testing.assert_array_equal(additive == 0, causal_mask(3))  # the advice is right
+
+
 def test_mask_of_wrong_shape() -> None:
     Q = np.zeros((3, 2))
     with pytest.raises(ValueError, match=r"mask of shape \(2, 2\) does not fit the scores"):
@@ -307,10 +327,85 @@ def test_mask_of_wrong_shape() -> None:
         attention_loops(Q, np.eye(2), np.eye(2), np.eye(2), np.ones((4, 3), dtype=bool))
 
 
-@pytest.mark.parametrize("n", [0, -1, 2.5, True])
-def test_causal_mask_needs_a_positive_whole_number(n) -> None:
-    with pytest.raises(ValueError, match="positive whole number"):
+@pytest.mark.parametrize("n", [-1, 2.5, True])
+def test_causal_mask_needs_a_whole_number(n) -> None:
+    with pytest.raises(ValueError, match=r"n must be a whole number >= 0"):
         causal_mask(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# empty sequences (n = 0): empty results of the right shapes, on every path
+# ---------------------------------------------------------------------------------------------
+def test_an_empty_sequence_gives_empty_results_everywhere() -> None:
+    X = np.zeros((0, 4))
+    W, W_V = np.ones((4, 3)), np.ones((4, 2))
+    Q = K = np.zeros((0, 3))
+    assert causal_mask(0).shape == (0, 0) and causal_mask(0).dtype == np.bool_
+    assert sinusoidal_positions(0, 4).shape == (0, 4)
+    assert softmax(np.zeros((2, 0))).shape == (2, 0)
+    assert softmax(np.zeros(0)).shape == (0,)
+    assert attention_weights(Q, K).shape == (0, 0)
+    assert attention_weights(Q, K, causal_mask(0)).shape == (0, 0)
+    assert blockwise_attention(Q, K, np.zeros((0, 2)), 2).shape == (0, 2)
+    for implementation in (self_attention, attention_loops):
+        O, weights = implementation(X, W, W, W_V, causal_mask(0))
+        assert O.shape == (0, 2) and weights.shape == (0, 0)
+        O, weights = implementation(np.zeros((3, 0, 4)), W, W, W_V)
+        assert O.shape == (3, 0, 2) and weights.shape == (3, 0, 0)
+    O, weights = multi_head_self_attention(X, *(np.eye(4),) * 4, n_heads=2)
+    assert O.shape == (0, 4) and weights.shape == (2, 0, 0)
+
+
+def test_queries_without_keys_get_zero_weights_and_zero_output() -> None:
+    """n_k = 0: each query has nothing to attend to, like a row whose every key is blocked."""
+    Q, K, V = np.ones((3, 2)), np.zeros((0, 2)), np.zeros((0, 5))
+    weights = attention_weights(Q, K)
+    assert weights.shape == (3, 0)
+    np.testing.assert_array_equal(weighted_sum(weights, V), np.zeros((3, 5)))
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(blockwise_attention(Q, K, V, 2), np.zeros((3, 5)))
+
+
+def test_a_width_of_zero_is_refused_on_every_path() -> None:
+    X, W0 = np.ones((3, 4)), np.zeros((4, 0))
+    for call in (
+        lambda: attention_weights(np.ones((3, 0)), np.ones((3, 0))),
+        lambda: blockwise_attention(np.ones((3, 0)), np.ones((3, 0)), np.ones((3, 2)), 2),
+        lambda: self_attention(X, W0, W0, np.ones((4, 2))),
+        lambda: attention_loops(X, W0, W0, np.ones((4, 2))),
+    ):
+        with pytest.raises(ValueError, match=r"width d_k = 0"):
+            call()
+
+
+# ---------------------------------------------------------------------------------------------
+# rows of −∞: every path gives weights 0 and output 0 where no score is finite, never NaN
+# ---------------------------------------------------------------------------------------------
+def test_a_fully_blocked_row_gives_zeros_on_every_path() -> None:
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((4, 3))
+    W_Q, W_K, W_V = (rng.standard_normal((3, 3)) for _ in range(3))
+    mask = causal_mask(4)
+    mask[2] = False  # token 2 may attend to nothing
+    with np.errstate(invalid="raise", divide="raise"):
+        for implementation in (self_attention, attention_loops):
+            O, weights = implementation(X, W_Q, W_K, W_V, mask)
+            np.testing.assert_array_equal(weights[2], 0)
+            np.testing.assert_array_equal(O[2], 0)
+            np.testing.assert_allclose(weights[[0, 1, 3]].sum(axis=-1), 1)
+        _, weights = multi_head_self_attention(X, W_Q, W_K, W_V, np.eye(3), 3, mask)
+        np.testing.assert_array_equal(weights[:, 2], 0)
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float16, 300.0), (np.float64, 1e200)])
+def test_scores_that_overflow_to_minus_infinity_get_weight_zero(dtype, big) -> None:
+    """q · k = −90000 is −inf in float16 (and −1e400 in float64): that key gets weight 0."""
+    Q = np.array([[big]], dtype)
+    K = np.array([[-big], [1.0]], dtype)
+    with np.errstate(over="ignore"), np.errstate(invalid="raise"):
+        weights = attention_weights(Q, K)
+        np.testing.assert_array_equal(weights, [[0.0, 1.0]])
+        np.testing.assert_array_equal(softmax(np.array([[-np.inf, -np.inf]], dtype)), [[0, 0]])
 
 
 def test_plain_lists_are_accepted_everywhere() -> None:

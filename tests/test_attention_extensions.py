@@ -24,7 +24,7 @@ from course_lib.attention import (
 
 @settings(max_examples=80, deadline=None)
 @given(
-    n_q=st.integers(1, 9), n_k=st.integers(1, 20), d_k=st.integers(1, 5), d_v=st.integers(1, 4),
+    n_q=st.integers(0, 9), n_k=st.integers(0, 20), d_k=st.integers(1, 5), d_v=st.integers(1, 4),
     block_size=st.integers(1, 25), seed=st.integers(0, 2**16),
     dtype=st.sampled_from([np.float32, np.float64]), batch=st.sampled_from([(), (2,), (2, 3)]),
 )
@@ -34,7 +34,8 @@ def test_blockwise_equals_full_attention(n_q, n_k, d_k, d_v, block_size, seed, d
     K = (rng.standard_normal((*batch, n_k, d_k)) * 3).astype(dtype)
     V = rng.standard_normal((*batch, n_k, d_v)).astype(dtype)
     copies = [a.copy() for a in (Q, K, V)]
-    O = blockwise_attention(Q, K, V, block_size)
+    with np.errstate(invalid="raise", divide="raise"):  # no 0 / 0 when n_k = 0
+        O = blockwise_attention(Q, K, V, block_size)
     expected = weighted_sum(attention_weights(Q, K), V)
     assert O.dtype == dtype and O.shape == expected.shape
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -50,6 +51,56 @@ def test_blockwise_survives_a_maximum_that_rises_block_after_block() -> None:
     K = np.arange(0.0, 3000.0, 500.0)[:, None]
     V = np.arange(6.0)[:, None]
     np.testing.assert_allclose(blockwise_attention(Q, K, V, block_size=2), [[5.0]])
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float16, 300.0), (np.float64, 1e200)])
+def test_blockwise_survives_a_first_block_whose_scores_overflow_to_minus_infinity(dtype, big):
+    """The first key's score overflows to −∞ (−90000 in float16, −1e400 in float64): the
+    running maximum is still −∞ after the first block, and exp(m − m') must not be
+    exp(−∞ − (−∞)) = NaN. Full attention gives [[7.]]."""
+    Q = np.array([[big]], dtype)
+    K = np.array([[-big], [1.0]], dtype)
+    V = np.array([[7.0], [7.0]], dtype)
+    with np.errstate(over="ignore"), np.errstate(invalid="raise"):
+        expected = attention_weights(Q, K) @ V
+        np.testing.assert_array_equal(expected, [[7.0]])
+        np.testing.assert_array_equal(blockwise_attention(Q, K, V, block_size=1), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_blockwise_block_of_minus_infinity_then_finite_blocks(dtype) -> None:
+    """Token 0: two whole blocks of scores that overflow to −∞, then a block of finite ones.
+    The same as full attention, for it and for the ordinary rows."""
+    big = np.finfo(dtype).max
+    Q = np.array([[big], [0.0], [1.0]], dtype)
+    K = np.array([[-4.0], [-4.0], [-4.0], [-4.0], [0.5], [-0.25]], dtype)
+    K[4:] *= dtype(1e-3) if dtype != np.float16 else dtype(1e-4)  # finite scores in the last block
+    V = np.arange(12.0).reshape(6, 2).astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = attention_weights(Q, K) @ V
+    with np.errstate(over="ignore"), np.errstate(invalid="raise"):
+        O = blockwise_attention(Q, K, V, block_size=2)
+    assert np.all(np.isfinite(O))
+    np.testing.assert_allclose(O, expected, rtol=1e-3)
+
+
+def test_every_path_gives_zeros_for_a_row_whose_scores_all_overflow() -> None:
+    """float16: token 0's every score is −inf. Full, blockwise and multi-head attention give
+    that row weights 0 and output 0; the other rows are untouched."""
+    Q = np.array([[300.0], [0.5]], np.float16)
+    K = np.array([[-300.0], [-400.0]], np.float16)
+    V = np.array([[1.0], [3.0]], np.float16)
+    with np.errstate(over="ignore"), np.errstate(invalid="raise"):
+        weights = attention_weights(Q, K)
+        np.testing.assert_array_equal(weights[0], [0.0, 0.0])
+        np.testing.assert_array_equal(blockwise_attention(Q, K, V, block_size=1), weights @ V)
+        X = np.array([[1.0, 0.0], [0.0, 1.0]], np.float16)  # Q = X W_Q = [[300, 0], [0, 0.5]]
+        W_Q = np.array([[300.0, 0.0], [0.0, 0.5]], np.float16)
+        W_K = np.array([[-300.0, 0.0], [-400.0, 0.0]], np.float16)
+        _, heads = multi_head_self_attention(X, W_Q, W_K, np.eye(2, dtype=np.float16),
+                                             np.eye(2, dtype=np.float16), 2)
+    np.testing.assert_array_equal(heads[0, 0], [0.0, 0.0])  # head 0, token 0: all −inf
+    np.testing.assert_allclose(heads[1].sum(axis=-1), 1)  # head 1: finite scores
 
 
 def test_blockwise_never_holds_an_n_by_n_array() -> None:

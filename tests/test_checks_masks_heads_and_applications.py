@@ -487,3 +487,28 @@ def test_feedback_shows_the_smallest_failing_case():
     feedback = check_masked_attention_weights(mw_blocked_zero).feedback
     assert "Smallest failing case" in feedback and "hand-worked" in feedback
     assert "Expected:" in feedback and "Received:" in feedback
+
+
+# -- a mask of the wrong kind is named before any mistake is ranked ----------------------------
+
+
+def mask_pytorch_additive(n):
+    """What torch.nn.Transformer.generate_square_subsequent_mask(n) returns: 0 where token i
+    may attend, −inf above the diagonal (a float mask, added to the scores)."""
+    return np.triu(np.full((n, n), -np.inf), k=1)
+
+
+def mask_additive_large_negative(n):
+    return np.triu(np.full((n, n), -1e9), k=1)
+
+
+@pytest.mark.parametrize("fn", [mask_pytorch_additive, mask_additive_large_negative],
+                         ids=name_of)
+def test_an_additive_float_mask_gets_its_own_hint(fn):
+    result = check_causal_mask(fn)
+    assert not result and result.diagnosis == "additive-mask", result.feedback
+    assert "inverted" not in result.summary
+    for words in ("added to the scores", "scaled_dot_product_attention", "True = may NOT attend",
+                  "mask == 0", "not mask.astype(bool)"):
+        assert words in result.hint, words
+    np.testing.assert_array_equal(fn(5) == 0, np.tril(np.ones((5, 5), dtype=bool)))

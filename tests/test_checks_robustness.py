@@ -18,6 +18,7 @@ from course_lib.checks import (
     check_softmax,
 )
 from course_lib.checks.calling import Outcome, call_learner
+from course_lib.checks.core import Case, case_tolerance, softmax_rows, tolerance
 
 SHORT = 0.3  # seconds: the time limit in these tests
 
@@ -243,3 +244,206 @@ def test_a_float32_result_from_float64_inputs_is_accepted():
 def test_wrong_values_report_the_largest_difference():
     result = check_attention_scores(lambda Q, K: Q @ K.T + 0.5)
     assert "wrong values (largest difference 0.5)" in result.feedback
+
+
+# -- the time limit holds whatever the learner's code catches (a process boundary) -------------
+
+
+def endless_bare_except(x, axis=-1):
+    while True:
+        try:
+            time.sleep(0.01)
+        except:  # noqa: E722 - the learner's code: catches the time-out too
+            pass
+
+
+def endless_base_exception(x, axis=-1):
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:  # noqa: BLE001 - caught again and again, in a loop
+            pass
+
+
+def ends_the_process(x, axis=-1):
+    import os
+
+    os._exit(3)
+
+
+@pytest.mark.parametrize(
+    "fn", [endless_bare_except, endless_base_exception], ids=lambda f: f.__name__
+)
+def test_a_time_out_cannot_be_swallowed(fn):
+    start = time.perf_counter()
+    result = check_softmax(fn, timeout=SHORT)
+    assert time.perf_counter() - start < SHORT + 1  # the limit plus a second, as promised
+    assert result.diagnosis == "timeout" and "stopped after 0.3 s" in result.feedback
+
+
+def test_a_time_out_cannot_be_swallowed_away_from_the_main_thread():
+    box: dict[str, CheckResult] = {}
+    thread = threading.Thread(
+        target=lambda: box.update(r=check_softmax(endless_base_exception, timeout=SHORT))
+    )
+    thread.start()
+    thread.join(SHORT + 1)
+    assert box["r"].diagnosis == "timeout"
+
+
+def test_a_function_that_ends_its_process_fails_cleanly():
+    result = check_softmax(ends_the_process)
+    assert not result and result.diagnosis == "exception"
+    assert "ProcessEnded" in result.feedback and "exit code 3" in result.feedback
+    assert check_softmax(attention.softmax)  # this process is still here
+
+
+def test_what_the_learner_prints_still_reaches_the_output(capfd):
+    def talks(x, axis=-1):
+        print("shape of x:", x.shape)
+        return attention.softmax(x, axis)
+
+    assert check_softmax(talks)
+    out = capfd.readouterr().out
+    assert out.count("shape of x: (3,)") == 1 and "shape of x: (2, 3)" in out
+
+
+def test_the_learners_globals_are_left_alone_and_memory_is_still_measured():
+    seen: list[int] = []
+
+    def records(n):
+        seen.append(n)  # in the child process: the caller's list never changes
+        return np.ones((n, n))
+
+    outcome = call_learner(records, [("n", 256)], measure_memory=True, isolate=True)
+    assert seen == [] and outcome.value.shape == (256, 256)
+    assert 256 * 256 * 8 <= outcome.peak_memory < 2 * 256 * 256 * 8
+
+
+def test_in_a_jupyter_kernel_a_swallowed_time_out_still_comes_back():
+    """The check runs on the kernel's main thread, as in JupyterLab."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    source = (
+        "import time\n"
+        "from course_lib.checks import check_softmax\n"
+        "def softmax(x, axis=-1):\n"
+        "    print('called')\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.01)\n"
+        "        except:\n"
+        "            pass\n"
+        "start = time.perf_counter()\n"
+        "result = check_softmax(softmax, timeout=0.5)\n"
+        "print(result.diagnosis, time.perf_counter() - start < 1.5)\n"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    text = "".join(output.get("text", "") for output in notebook.cells[0].outputs)
+    assert text.count("called") == 1 and "timeout True" in text
+
+
+# -- the judge: tolerances from the case, the wrong kind named first, its own arrays -----------
+
+
+def softmax_plus(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / (e.sum(axis=axis, keepdims=True) + 1e-3)
+
+
+def test_returning_float16_cannot_loosen_the_tolerance():
+    assert not check_softmax(softmax_plus)
+    result = check_softmax(lambda x, axis=-1: softmax_plus(x, axis).astype(np.float16))
+    assert not result and result.n_passed == 0 and result.diagnosis == "low-precision"
+    exact16 = check_softmax(lambda x, axis=-1: attention.softmax(x, axis).astype(np.float16))
+    assert exact16.diagnosis == "low-precision" and "float16" in exact16.feedback
+
+
+def test_the_tolerance_depends_on_the_case_only():
+    checker = CHECKS["softmax"]
+    assert {case_tolerance(case) for case in checker.cases()} == {tolerance(4)}
+    case = Case("float16 scores", (("x", np.ones((2, 3), np.float16)),))
+    assert case_tolerance(case) == tolerance(2)
+
+
+@pytest.mark.parametrize(
+    ("fn", "key", "words"),
+    [
+        (lambda x, axis=-1: attention.softmax(x, axis) > 0.3, "boolean-result", "not True/False"),
+        (lambda x, axis=-1: (attention.softmax(x, axis) * 100).astype(int), "integer-result",
+         "whole numbers"),
+        (lambda x, axis=-1: list(attention.softmax(np.atleast_2d(x), axis)), "type", "np.stack"),
+    ],
+    ids=["bool-for-float", "int-for-float", "list-of-arrays"],
+)
+def test_a_result_of_the_wrong_kind_is_named_first(fn, key, words):
+    result = check_softmax(fn)
+    assert not result and result.diagnosis == key, result.feedback
+    assert words in result.feedback
+
+
+class Liar(np.ndarray):
+    """All zeros, but every comparison and every numpy ufunc says "equal" or "finite"."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        shape = np.broadcast_shapes(*(np.shape(i) for i in inputs))
+        if ufunc in (np.isfinite, np.less_equal, np.less, np.equal, np.isnan):
+            return np.ones(shape, dtype=bool)
+        return np.zeros(shape)
+
+    def __eq__(self, other):
+        return np.ones(self.shape, dtype=bool)
+
+    def astype(self, *args, **kwargs):
+        return self
+
+
+def test_an_ndarray_subclass_cannot_fool_the_judge():
+    result = check_softmax(lambda x, axis=-1: np.zeros(np.shape(x)).view(Liar))
+    assert not result and result.diagnosis == "values"
+
+
+def test_numpy_patched_in_the_notebook_cannot_fool_the_judge(monkeypatch):
+    monkeypatch.setattr(np, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(np, "isclose", lambda a, b, *r, **k: np.ones(np.broadcast(a, b).shape,
+                                                                      dtype=bool))
+    monkeypatch.setattr(np, "abs", lambda a: np.zeros(np.shape(a)))
+    monkeypatch.setattr(np, "isfinite", lambda a: np.ones(np.shape(a), dtype=bool))
+    result = check_softmax(lambda x, axis=-1: np.zeros(np.shape(x)))
+    assert not result and result.diagnosis == "values"
+
+
+def test_softmax_rows_gives_zeros_for_a_row_of_minus_infinity():
+    weights = softmax_rows(np.array([[0.0, -np.inf], [-np.inf, -np.inf]]))
+    np.testing.assert_array_equal(weights, [[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_without_a_safe_fork_a_thread_still_bounds_the_check(monkeypatch):
+    """Windows and macOS: the call runs in a daemon thread, asked to stop at the limit."""
+    monkeypatch.setattr("course_lib.checks.calling.can_isolate", lambda: False)
+    start = time.perf_counter()
+    result = check_softmax(endless, timeout=SHORT)
+    assert result.diagnosis == "timeout" and time.perf_counter() - start < SHORT + 1
+    deadline = time.monotonic() + 2
+    while any(t.name == "learner-call" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the endless loop was not stopped"
+        time.sleep(0.01)
+    assert check_softmax(attention.softmax) and check_softmax(mutates).diagnosis == "mutation"
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_checker_names_a_result_of_the_wrong_kind_first(name):
+    """The reference itself, its results recast: floats as float16, a boolean mask as 0/1
+    floats. Right values, wrong kind: named as such, before any known mistake is ranked."""
+    checker = CHECKS[name]
+
+    def recast(*args, **kwargs):
+        value = checker.reference(*args, **kwargs)
+        items = tuple(np.asarray(v) for v in (value if isinstance(value, tuple) else (value,)))
+        cast = tuple(v.astype(np.float64 if v.dtype == np.bool_ else np.float16) for v in items)
+        return cast if isinstance(value, tuple) else cast[0]
+
+    result = checker.check(recast)
+    assert not result and result.diagnosis in ("low-precision", "not-boolean"), result.feedback

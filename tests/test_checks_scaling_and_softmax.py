@@ -341,3 +341,16 @@ def test_attention_weights_rejects(fn, hint):
     result = check_attention_weights(fn)
     assert not result
     assert hint in result.feedback, result.feedback
+
+
+def softmax_sloppy_float16(x, axis=-1):
+    """1e-3 too much in the denominator, hidden by returning float16 (its tolerance is 25x
+    looser than float32's): the tolerance comes from the inputs, so it fails as float64 does."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / (e.sum(axis=axis, keepdims=True) + 1e-3)).astype(np.float16)
+
+
+def test_softmax_cannot_hide_an_error_behind_float16():
+    result = check_softmax(softmax_sloppy_float16)
+    assert not result and result.n_passed == 0
+    assert result.diagnosis == "low-precision" and "float16" in result.feedback

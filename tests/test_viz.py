@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import course_lib  # noqa: E402
-from course_lib import viz  # noqa: E402
+from course_lib import fitting, viz  # noqa: E402
 
 TOKENS = ["the", "cat", "sat"]
 WEIGHTS = np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]])
@@ -96,23 +98,47 @@ def test_line_plot_one_line_per_series() -> None:
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
 
 
-def test_fit_loglog_finds_the_exponent() -> None:
-    x = 2.0 ** np.arange(1, 11)
-    slope, intercept = viz.fit_loglog(x, 3 * x**2)
-    assert slope == pytest.approx(2.0) and 10**intercept == pytest.approx(3.0)
+def test_line_plot_ylim_shows_the_whole_range_from_zero() -> None:
+    x = np.array([2, 4, 8])
+    falling = {"norm": np.array([0.3, 0.2, 0.1])}
+    ax = viz.line_plot(x, falling, title="t", xlabel="x", ylabel="y", ylim=(0, None)).axes[0]
+    bottom, top = ax.get_ylim()
+    assert bottom == 0.0 and top >= 0.3  # autoscaled, it would start near 0.1
+    auto = viz.line_plot(x, falling, title="t", xlabel="x", ylabel="y").axes[0]
+    assert auto.get_ylim()[0] > 0.05
 
 
-def test_loglog_fit_shows_points_fitted_line_and_slope() -> None:
+def test_line_plot_legend_outside_sits_right_of_the_axes() -> None:
+    x = np.arange(10.0)
+    series = {f"clock {i}": np.sin(x / (i + 1)) for i in range(3)}
+    fig = viz.line_plot(x, series, title="t", xlabel="p", ylabel="P", legend_outside=True)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1  # entirely to the right: no data under it
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(series)
+
+
+def test_loglog_plot_one_series_shows_points_fitted_line_and_slope() -> None:
     x = 2.0 ** np.arange(1, 11)
     y = x * np.exp(np.random.default_rng(1).normal(0, 0.05, x.size))
-    fig = viz.loglog_fit(x, y, title="variance", xlabel="d_k", ylabel="Var")
+    fig = viz.loglog_plot(x, {"measured": y}, title="variance", xlabel="d_k", ylabel="Var")
     ax = fig.axes[0]
-    slope, _ = viz.fit_loglog(x, y)
+    slope, c = fitting.fit_power_law(x, y)
     points, fitted = ax.get_lines()
     assert np.array_equal(points.get_ydata(), y)
-    assert fitted.get_label() == f"fitted slope = {slope:.2f}"
+    np.testing.assert_allclose(fitted.get_ydata(), c * x**slope)  # the same fit as the number
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [f"measured: slope = {slope:.2f}"]
     assert ax.get_xscale() == ax.get_yscale() == "log"
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("variance", "d_k", "Var")
+
+
+def test_one_name_per_figure_and_no_fit_of_its_own() -> None:
+    """viz draws; the fits live in course_lib.fitting (the old duplicates are gone)."""
+    for old in ("fit_loglog", "loglog_fit", "loglog_fits"):
+        assert not hasattr(viz, old), f"viz.{old} is back: use viz.loglog_plot / fitting"
+    assert "polyfit" not in Path(viz.__file__).read_text()
 
 
 def test_drawing_into_given_axes_and_png_bytes() -> None:
@@ -158,11 +184,11 @@ def test_semilog_fit_shows_points_fitted_exponentials_and_rates() -> None:
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("decay", "distance", "norm")
 
 
-def test_loglog_fits_fits_each_series_from_a_size_on() -> None:
+def test_loglog_plot_fits_each_series_from_a_size_on() -> None:
     x = np.array([8.0, 16.0, 32.0, 64.0, 128.0])
     quadratic = 1e-6 * x**2 + np.array([1e-3, 0, 0, 0, 0])  # a fixed cost spoils the first point
     partial = np.array([1.0, 2.0, 4.0, np.nan, np.nan])  # measured for small sizes only
-    fig = viz.loglog_fits(x, {"quadratic": quadratic, "partial": partial}, title="t", xlabel="n",
+    fig = viz.loglog_plot(x, {"quadratic": quadratic, "partial": partial}, title="t", xlabel="n",
                           ylabel="s", fit_from=16, vline=20, vline_label="crossover")
     ax = fig.axes[0]
     q_points, q_fit, p_points, p_fit, marker = ax.get_lines()
@@ -209,3 +235,44 @@ def test_patch_attention_draws_the_weights_grid_over_the_image() -> None:
     assert outline.get_xy() == (4 - 0.5, 4 - 0.5) and outline.get_width() == 4  # row 1, col 1
     with pytest.raises(ValueError, match="patches"):
         viz.patch_attention(image, weights[:5], 4, query=0)
+
+
+FIGURE_TEXTS = {"title", "xlabel", "ylabel", "colorbar_label", "suptitle", "titles", "vline_label"}
+PLAIN_SUBSCRIPT = re.compile(r"[^\W\d]\w*_\w")  # a_ij, d_k, W_Q written as plain text
+
+
+def _figure_texts(source: str) -> list[str]:
+    """The string pieces passed as titles and labels to `viz.*(...)` calls in a code cell."""
+    code = "".join(line for line in source.splitlines(True) if not line.lstrip().startswith("%"))
+    texts = []
+    for node in ast.walk(ast.parse(code)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "viz"):
+            for keyword in node.keywords:
+                if keyword.arg in FIGURE_TEXTS:
+                    texts += [piece.value for piece in ast.walk(keyword.value)
+                              if isinstance(piece, ast.Constant) and isinstance(piece.value, str)]
+    return texts
+
+
+def test_lesson_figures_write_subscripts_as_math() -> None:
+    """One notation on the figures: a_ij is $a_{ij}$ (mathtext), never the raw text "a_ij"."""
+    root = Path(course_lib.__file__).parents[1]
+    notebooks = [*sorted(root.glob("notebooks/*.ipynb")),
+                 *sorted(root.glob("exercises/solutions/*.ipynb"))]
+    assert notebooks
+    raw = []
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                raw += [(path.name, text) for text in _figure_texts(cell.source)
+                        if PLAIN_SUBSCRIPT.search(re.sub(r"\$[^$]*\$", "", text))]
+    assert raw == [], f"write these subscripts as $...$ (mathtext): {raw}"
+
+
+def test_the_subscript_scan_catches_plain_text_and_accepts_mathtext() -> None:
+    old = 'viz.heatmap(A, t, t, title=f"Raw scores a_ij for {s}", colorbar_label="score a_ij")'
+    new = r'viz.heatmap(A, t, t, title=f"Raw scores $a_{{ij}}$ for {s}", colorbar_label="$a_{ij}$")'
+    assert [PLAIN_SUBSCRIPT.search(re.sub(r"\$[^$]*\$", "", s)) is not None
+            for s in _figure_texts(old)] == [True, True]
+    assert not any(PLAIN_SUBSCRIPT.search(re.sub(r"\$[^$]*\$", "", s)) for s in _figure_texts(new))

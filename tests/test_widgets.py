@@ -41,6 +41,23 @@ def test_qkv_explorer_follows_the_chosen_word(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == ""  # nothing printed into the notebook
 
 
+def test_qkv_explorer_says_why_a_panel_is_empty() -> None:
+    """'tired' has k = 0 (W_K has no weight on 'state'): the key panel says so, in the panel."""
+    explorer = QKVExplorer(word="tired")
+    assert not np.any(explorer.vectors["k"]) and np.any(explorer.vectors["q"])
+    assert set(explorer.notes) == {"k"}
+    assert "$W_K$" in explorer.notes["k"] and "state" in explorer.notes["k"]
+    panels = explorer.figure().axes  # x, q, k, v
+    assert [t.get_text() for t in panels[2].texts] == [explorer.notes["k"]]
+    assert all(not ax.texts for ax in (panels[0], panels[1], panels[3]))
+
+    explorer.word.value = "because"  # only "link": nothing to look for, offer or pass on
+    assert set(explorer.notes) == {"q", "k", "v"}
+    assert [len(ax.texts) for ax in explorer.figure().axes] == [0, 1, 1, 1]
+    explorer.word.value = "cat"
+    assert explorer.notes == {} and not any(ax.texts for ax in explorer.figure().axes)
+
+
 def test_qkv_explorer_offers_every_word() -> None:
     assert list(QKVExplorer().word.options) == data.vocabulary()
 

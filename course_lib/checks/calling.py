@@ -6,6 +6,32 @@ and line, or "timed out"; plus the names of the inputs it modified). It never ra
 of the learner's code. With `measure_memory=True` the Outcome also carries the call's peak
 memory in bytes (numpy arrays and Python objects allocated during the call, by `tracemalloc`).
 
+Where the call runs:
+
+- `isolate=True`: in a forked child process, where `os.fork` exists and is safe (Linux).
+  `Isolated(fn)` keeps one child for many calls: a checker forks once per check, not once per
+  case, and again only after a call that timed out or ended the child. The child calls the
+  function, measures its memory, compares the inputs with their originals, and pipes the
+  Outcome back with the returned value made plain (arrays become base-class `np.ndarray`
+  copies; an object of another kind travels as its type name and a short repr, and comes
+  back as a stand-in of the same type name): no learner code runs in the caller. The caller
+  waits at most `timeout` seconds, then kills the child: whatever the learner's code catches
+  (a bare `except:`, `except BaseException`, in a loop), the call comes back as timed out
+  within the time limit plus the time to kill (milliseconds). The learner's code cannot change
+  the caller's state (globals, the checker's objects) nor end the caller's process (an
+  `os._exit` or a crash ends only the child and comes back as a `ProcessEnded` error). What
+  it prints still reaches the same output: the caller's stdout and stderr are flushed before
+  the fork and the child's after each call. Where there is no fork (Windows; macOS, whose
+  system libraries are not safe to use in a forked child), the call runs in a daemon thread
+  instead: the check still returns after `timeout` seconds; the thread is asked to stop (an
+  exception raised in it) and, if the learner's code swallows that too, left running.
+- `isolate=False`, the default: in this process. On the main thread an alarm (SIGALRM) raises
+  an exception in the learner's code after `timeout` seconds; a learner's bare `except:` can
+  swallow it, so use this only where the process is watched from outside (the grader's
+  sandbox kills a step that overruns its limit by more than a grace period) or where the
+  call's side effects must stay (the grader runs a notebook's cells this way). Away from the
+  main thread or without SIGALRM: the daemon thread, as above.
+
 This module imports only the standard library and numpy, on purpose: the grader runs it
 inside a sandbox next to a learner's functions, where neither the reference implementation
 nor the checkers may be imported. Keep it that way (it can be loaded as a standalone file).
@@ -14,11 +40,19 @@ nor the checkers may be imported. Keep it that way (it can be loaded as a standa
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
+import io
 import linecache
 import os
+import pickle
+import reprlib
+import select
 import signal
+import sys
 import sysconfig
 import threading
+import time
 import traceback
 import tracemalloc
 import warnings
@@ -28,7 +62,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_TIMEOUT", "ErrorInfo", "Outcome", "call_learner"]
+__all__ = [
+    "DEFAULT_TIMEOUT", "ErrorInfo", "Isolated", "Outcome", "call_learner", "can_isolate",
+]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a learner's function may run on one case before it is stopped."""
@@ -64,6 +100,11 @@ class _TimeOut(BaseException):
     `except Exception:` cannot swallow it."""
 
 
+def can_isolate() -> bool:
+    """Whether `call_learner(..., isolate=True)` runs the call in a forked child process."""
+    return hasattr(os, "fork") and sys.platform != "darwin"
+
+
 def call_learner(
     fn: Callable[..., Any],
     args: Sequence[tuple[str, Any]],
@@ -71,6 +112,7 @@ def call_learner(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     measure_memory: bool = False,
+    isolate: bool = False,
 ) -> Outcome:
     """Call `fn(*args, **kwargs)` on copies of the inputs, with a time limit.
 
@@ -78,8 +120,26 @@ def call_learner(
     input the function modified. numpy warnings (overflow, invalid value) are silenced: the
     judge reports their consequences (inf, NaN) in the course's words instead. With
     `measure_memory`, `Outcome.peak_memory` is the most memory the call held at once, beyond
-    what was allocated before it (the copies of the inputs are not counted).
+    what was allocated before it (the copies of the inputs are not counted). With `isolate`,
+    the call runs in a forked child process that is killed at the time limit (see the module
+    docstring).
     """
+    if isolate:
+        with Isolated(fn) as learner:
+            return learner.call(args, kwargs, timeout, measure_memory=measure_memory)
+    return _call_on_copies(
+        fn, args, kwargs, lambda target: _run_with_timeout(target, timeout), measure_memory
+    )
+
+
+def _call_on_copies(
+    fn: Callable[..., Any],
+    args: Sequence[tuple[str, Any]],
+    kwargs: Mapping[str, Any] | None,
+    run: Callable[[Callable[[], Any]], Outcome],
+    measure_memory: bool,
+) -> Outcome:
+    """`run(target)`, where target calls `fn` on copies of the inputs; then which changed."""
     kwargs = dict(kwargs or {})
     named = list(args) + list(kwargs.items())
     originals = {name: value for name, value in named}
@@ -92,10 +152,7 @@ def call_learner(
             warnings.simplefilter("ignore")
             return fn(*call_args, **call_kwargs)
 
-    if measure_memory:
-        outcome = _measure_peak(lambda: _run_with_timeout(target, timeout))
-    else:
-        outcome = _run_with_timeout(target, timeout)
+    outcome = _measure_peak(lambda: run(target)) if measure_memory else run(target)
     outcome.mutated = tuple(
         name for name in originals if not _same(originals[name], copies[name])
     )
@@ -121,6 +178,250 @@ def _measure_peak(run: Callable[[], Outcome]) -> Outcome:
             tracemalloc.stop()
     outcome.peak_memory = max(0, peak - before)
     return outcome
+
+
+def _call(target: Callable[[], Any]) -> Outcome:
+    """`target()` with no time limit (the caller's process sets it): its value or error."""
+    try:
+        return Outcome(value=target())
+    except BaseException as error:  # noqa: BLE001 - everything the learner raises
+        return Outcome(error=_error_info(error))
+
+
+# -- in a child process -----------------------------------------------------------------------
+
+
+class Isolated:
+    """Calls one learner function case after case in a forked child process (see the module
+    docstring): one fork for many calls, a new one after a call that timed out or ended it.
+
+        with Isolated(fn) as learner:
+            outcome = learner.call(args, kwargs, timeout, measure_memory=False)
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.pid: int | None = None
+        self.to_child = self.from_child = -1
+
+    def __enter__(self) -> Isolated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(
+        self,
+        args: Sequence[tuple[str, Any]],
+        kwargs: Mapping[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        measure_memory: bool = False,
+    ) -> Outcome:
+        """Like `call_learner(self.fn, ...)`, in the child; never raises for the learner.
+
+        Without a safe fork (see `can_isolate`), in a daemon thread instead."""
+        if not can_isolate():
+            return _call_on_copies(self.fn, args, kwargs,
+                                   lambda target: _run_in_thread(target, timeout), measure_memory)
+        deadline = time.monotonic() + timeout
+        if self.pid is None:
+            self._start()
+        request = pickle.dumps((list(args), dict(kwargs or {}), measure_memory),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            _send(self.to_child, request)
+            data = _receive(self.from_child, deadline)
+        except (OSError, EOFError):  # the child ended: an earlier call left it broken
+            data = b""
+        if data is None:
+            self.close()
+            return Outcome(timed_out=True)
+        try:
+            return _Unpickler(io.BytesIO(data)).load()
+        except Exception:  # noqa: BLE001 - nothing (or garbage) came back: the child ended
+            return Outcome(error=ErrorInfo("ProcessEnded", self.close()))
+
+    def close(self) -> str:
+        """End the child (if any); returns how it ended, in the course's words."""
+        if self.pid is None:
+            return ""
+        for fd in (self.to_child, self.from_child):
+            os.close(fd)
+        _kill(self.pid)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        return _how_it_ended(status)
+
+    def _start(self) -> None:
+        _flush_output()  # or the child would print again what the parent has not flushed yet
+        requests, self.to_child = os.pipe()
+        self.from_child, replies = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork in a threaded process
+            pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 0
+            gc.freeze()  # the collector leaves the inherited objects alone: fewer pages copied
+            try:
+                os.close(self.to_child)
+                os.close(self.from_child)
+                self._serve(requests, replies)
+            except BaseException:  # noqa: BLE001 - the parent reports "ProcessEnded"
+                code = 1
+            finally:
+                os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+        os.close(requests)
+        os.close(replies)
+        self.pid = pid
+
+    def _serve(self, requests: int, replies: int) -> None:
+        """In the child: answer each request (the inputs of one call) with a plain Outcome."""
+        while (request := _receive(requests, None)) is not None:
+            args, kwargs, measure_memory = pickle.loads(request)
+            outcome = _call_on_copies(self.fn, args, kwargs, _call, measure_memory)
+            outcome.value = _plain(outcome.value)
+            try:
+                reply = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as error:  # noqa: BLE001 - a plain value always pickles; still
+                reply = pickle.dumps(Outcome(error=_error_info(error)))
+            _flush_output()
+            _send(replies, reply)
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(len(data).to_bytes(8, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int, deadline: float | None) -> bytes | None:
+    """One message from `fd`: None when the deadline passes, or (without one) at the end."""
+    buffer, size = bytearray(), None
+    while size is None or len(buffer) < 8 + size:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not select.select([fd], [], [], remaining)[0]:
+                continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            if deadline is None:
+                return None
+            raise EOFError("the other end closed the pipe")
+        buffer += chunk
+        if size is None and len(buffer) >= 8:
+            size = int.from_bytes(buffer[:8], "big")
+    return bytes(buffer[8:8 + size])
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _how_it_ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"your function ended the process that ran it ({name})"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return f"your function ended the process that ran it (exit code {code}), with os._exit?"
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream
+            pass
+
+
+class _Described:
+    """Stands in for a returned object that is not plain data: its type name and repr."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
+
+    __str__ = __repr__
+
+
+def _described(type_name: str, text: str) -> _Described:
+    """A stand-in whose type has the original object's name ("a Liar, not a NumPy array")."""
+    return type(type_name, (_Described,), {})(text)
+
+
+_PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_short_repr = reprlib.Repr()
+_short_repr.maxother = _short_repr.maxstring = 60
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """`value` as plain data that unpickles without running any of the learner's code.
+
+    Arrays (subclasses too) become base-class ndarray copies; tuples and lists keep their
+    items; numpy and Python scalars stay; anything else becomes (type name, short repr).
+    """
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return value
+    if issubclass(kind, np.ndarray):
+        array = np.ndarray.view(value, np.ndarray)
+        if array.dtype.hasobject or array.dtype.fields is not None:
+            return np.full(array.shape, None, dtype=object)  # the judge names the dtype
+        return array.copy()
+    if issubclass(kind, np.generic) and kind.__module__ == "numpy":
+        return value
+    if issubclass(kind, tuple | list) and depth < 8:
+        items = [_plain(item, depth + 1) for item in list(value)]
+        return tuple(items) if issubclass(kind, tuple) else items
+    try:
+        text = _short_repr.repr(value)
+    except Exception:  # noqa: BLE001 - a learner's object with a broken repr
+        text = "?"
+    return _Foreign(kind.__name__, text)
+
+
+@dataclass(frozen=True)
+class _Foreign:
+    """How a non-plain object travels from the child: its type name and short repr."""
+
+    type_name: str
+    text: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_described, (self.type_name, self.text))
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads only what `_child` writes: this module's records, numpy arrays, plain builtins."""
+
+    _BUILTINS = frozenset({"complex", "set", "frozenset", "bytearray", "slice", "range"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name in ("Outcome", "ErrorInfo", "_described"):
+            return globals()[name]
+        if module.split(".")[0] == "numpy" and name in (
+            "_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"
+        ):
+            return super().find_class(module, name)
+        if module in ("builtins", "copyreg") and (
+            name in self._BUILTINS or name in ("_reconstructor", "object")
+        ):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+# -- in this process --------------------------------------------------------------------------
 
 
 def _run_with_timeout(target: Callable[[], Any], timeout: float) -> Outcome:
@@ -158,25 +459,38 @@ def _run_with_alarm(target: Callable[[], Any], timeout: float) -> Outcome:
 
 
 def _run_in_thread(target: Callable[[], Any], timeout: float) -> Outcome:
-    """Fallback away from the main thread or without SIGALRM (Windows): a daemon thread.
+    """The call in a daemon thread; the check returns after `timeout` seconds whatever it does.
 
-    An endless loop cannot be stopped this way; it is abandoned and keeps running in the
-    background, but the check itself returns after `timeout` seconds.
+    A thread cannot be killed: at the time limit it is asked to stop (a `_TimeOut` raised in
+    it); if the learner's code swallows that, the thread is abandoned and keeps running in the
+    background.
     """
     box: dict[str, Outcome] = {}
 
     def run() -> None:
-        try:
-            box["outcome"] = Outcome(value=target())
-        except BaseException as error:  # noqa: BLE001
-            box["outcome"] = Outcome(error=_error_info(error))
+        outcome = _call(target)
+        if outcome.error is None or outcome.error.type != "_TimeOut":
+            box["outcome"] = outcome
 
     thread = threading.Thread(target=run, daemon=True, name="learner-call")
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
+    if thread.is_alive() or "outcome" not in box:
+        _raise_in(thread)
         return Outcome(timed_out=True)
     return box["outcome"]
+
+
+def _raise_in(thread: threading.Thread) -> None:
+    """Ask a running thread to stop: raise `_TimeOut` in it at its next Python instruction."""
+    if thread.ident is None or not thread.is_alive():
+        return
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(_TimeOut)
+        )
+    except Exception:  # noqa: BLE001 - no ctypes.pythonapi here (PyPy, WebAssembly)
+        pass
 
 
 _NOT_LEARNER = tuple(
@@ -198,7 +512,10 @@ def _error_info(error: BaseException) -> ErrorInfo:
             continue
         source = _source_line(frame.f_code.co_filename, lineno, frame.f_globals)
         line = f"line {lineno}: {source}" if source else f"line {lineno}"
-    message = str(error).strip()
+    try:
+        message = str(error).strip()
+    except Exception:  # noqa: BLE001 - a learner's exception with a broken __str__
+        message = "?"
     if len(message) > 300:
         message = message[:297] + "..."
     return ErrorInfo(type=type(error).__name__, message=message, line=line)
@@ -227,4 +544,3 @@ def _same(before: Any, after: Any) -> bool:
         return bool(before == after)
     except Exception:  # noqa: BLE001 - an input we cannot compare counts as modified
         return False
-

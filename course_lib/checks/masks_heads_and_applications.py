@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from course_lib import attention
-from course_lib.checks.calling import DEFAULT_TIMEOUT, Outcome
-from course_lib.checks.core import Case, Checker, Mistake, Verdict, random_normal
+from course_lib.checks.calling import DEFAULT_TIMEOUT
+from course_lib.checks.core import Case, Checker, Mistake, random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = [
@@ -39,37 +39,6 @@ def _T(M: np.ndarray) -> np.ndarray:
 
 # -- causal_mask(n) ------------------------------------------------------------------------------
 
-_NOT_BOOLEAN = (
-    "your mask holds numbers, not booleans: the course's masks are boolean, True = may attend "
-    "(and `~mask`, `np.where(mask, ...)` rely on it). Build it with dtype=bool, for example "
-    "np.tril(np.ones((n, n), dtype=bool)), or convert it with .astype(bool)."
-)
-
-
-class _BooleanChecker(Checker):
-    """A checker whose single output must be a boolean array (a mask), not 0/1 numbers."""
-
-    def _format_received(self, value: Any) -> str:
-        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-            return self._format((value,))  # as received: True/False, or numbers
-        return super()._format_received(value)
-
-    def judge(self, case: Case, outcome: Outcome) -> Verdict:
-        verdict = super().judge(case, outcome)
-        value = outcome.value
-        if verdict.ok and isinstance(value, np.ndarray) and value.dtype != np.bool_:
-            return Verdict(
-                False, "not-boolean",
-                f"Your mask has the right pattern but dtype {value.dtype}; expected bool.",
-            )
-        return verdict
-
-    def _diagnose(self, results: Any, failing: Case, failing_outcome: Outcome,
-                  verdict: Verdict) -> tuple[str, str]:
-        if verdict.kind == "not-boolean":
-            return _NOT_BOOLEAN, "not-boolean"
-        return super()._diagnose(results, failing, failing_outcome, verdict)
-
 
 def _mask_cases() -> list[Case]:
     return [Case(f"n = {n}", (("n", n),)) for n in (1, 2, 3, 4, 6)]
@@ -84,7 +53,7 @@ def _tri(n: int, k: int = 0, upper: bool = False) -> np.ndarray:
     return np.triu(ones, k) if upper else np.tril(ones, k)
 
 
-CAUSAL_MASK = _BooleanChecker(
+CAUSAL_MASK = Checker(
     function="causal_mask",
     outputs=("mask",),
     reference=attention.causal_mask,

@@ -25,8 +25,10 @@ class CheckResult:
     details    the smallest failing case: its inputs, the expected and the received values
     hint       the likely mistake, in the course's words ("" when passed)
     diagnosis  a short key for tools and tests: "passed", "not-implemented", "timeout",
-               "mutation", "exception", "type", "shape", "nan", "values", "memory", or the key
-               of the recognised mistake (e.g. "no-max-subtraction")
+               "mutation", "exception", "type", "shape", "nan", "values", "memory"; a result
+               of the wrong kind: "not-boolean", "additive-mask", "boolean-result",
+               "integer-result", "low-precision"; or the key of the recognised mistake (e.g.
+               "no-max-subtraction")
     """
 
     function: str
