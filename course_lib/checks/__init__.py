@@ -6,14 +6,15 @@
 A check returns a `CheckResult`: `.passed`, `.feedback` (the text you read: the smallest
 failing case, expected and received values, a hint naming the likely mistake), truthy exactly
 when passed. It never raises because of your code. Keywords: `timeout` (seconds per case,
-10 by default) and `harder=True` (the optional harder cases: batches, more axes).
+10 by default; your function runs in a child process that is stopped at the limit, whatever
+it catches) and `harder=True` (the optional harder cases: batches, more axes).
 
 One module per exercise, named after it: qkv_projections (01), dot_product_scores (02),
-scaling_and_softmax (03), weighted_sum (04), rnn_vs_attention (05), parallelism (06),
-masks_heads_and_applications (07). The shared machinery: core (cases, known
-mistakes, judge, diagnosis), calling (calls the learner's function: time limit, copies of the
-inputs, exceptions), result (the rendering). `CHECKS` maps each function name to its
-`Checker`, for the grader.
+scaling_and_softmax (03), weighted_sum (04), training (05), rnn_vs_attention (06),
+parallelism (07), masks_heads_and_applications (08). The shared machinery: core (cases, known
+mistakes, judge, diagnosis), calling (calls the learner's function in a forked child
+process: time limit, copies of the inputs, exceptions, peak memory), result (the rendering).
+`CHECKS` maps each function name to its `Checker`, for the grader.
 """
 
 from __future__ import annotations
@@ -29,10 +30,20 @@ from course_lib.checks.masks_heads_and_applications import (
     check_masked_attention_weights,
     check_multi_head_self_attention,
 )
-from course_lib.checks.parallelism import BLOCKWISE_ATTENTION, check_blockwise_attention
+from course_lib.checks.parallelism import (
+    ATTENTION_ROWS,
+    BLOCKWISE_ATTENTION,
+    check_attention_rows,
+    check_blockwise_attention,
+)
 from course_lib.checks.qkv_projections import PROJECT_QKV, check_project_qkv
 from course_lib.checks.result import CheckResult
-from course_lib.checks.rnn_vs_attention import RNN_FORWARD, check_rnn_forward
+from course_lib.checks.rnn_vs_attention import (
+    RNN_BACKWARD,
+    RNN_FORWARD,
+    check_rnn_backward,
+    check_rnn_forward,
+)
 from course_lib.checks.scaling_and_softmax import (
     ATTENTION_WEIGHTS,
     SCALE_SCORES,
@@ -40,6 +51,12 @@ from course_lib.checks.scaling_and_softmax import (
     check_attention_weights,
     check_scale_scores,
     check_softmax,
+)
+from course_lib.checks.training import (
+    SELF_ATTENTION_BACKWARD,
+    SOFTMAX_BACKWARD,
+    check_self_attention_backward,
+    check_softmax_backward,
 )
 from course_lib.checks.weighted_sum import (
     SELF_ATTENTION,
@@ -62,7 +79,11 @@ __all__ = [
     "check_attention_weights",
     "check_weighted_sum",
     "check_self_attention",
+    "check_softmax_backward",
+    "check_self_attention_backward",
     "check_rnn_forward",
+    "check_rnn_backward",
+    "check_attention_rows",
     "check_blockwise_attention",
     "check_causal_mask",
     "check_masked_attention_weights",
@@ -79,7 +100,11 @@ CHECKS: dict[str, Checker] = {
         ATTENTION_WEIGHTS,
         WEIGHTED_SUM,
         SELF_ATTENTION,
+        SOFTMAX_BACKWARD,
+        SELF_ATTENTION_BACKWARD,
         RNN_FORWARD,
+        RNN_BACKWARD,
+        ATTENTION_ROWS,
         BLOCKWISE_ATTENTION,
         CAUSAL_MASK,
         MASKED_ATTENTION_WEIGHTS,

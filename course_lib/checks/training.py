@@ -1,0 +1,314 @@
+"""Checkers of exercise 05, the backward pass through attention:
+`softmax_backward(weights, d_weights, axis=-1)` and
+`self_attention_backward(X, W_Q, W_K, W_V, dO, mask=None) -> (dX, dW_Q, dW_K, dW_V)`.
+
+Lesson: notebooks/05_training.ipynb. Exercise: exercises/05_training.ipynb.
+Tests: tests/test_checks_training.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from course_lib import attention
+from course_lib.checks.calling import DEFAULT_TIMEOUT, Outcome
+from course_lib.checks.core import Case, Checker, Mistake, Verdict, random_normal, softmax_rows
+from course_lib.checks.result import CheckResult
+
+__all__ = [
+    "SOFTMAX_BACKWARD",
+    "SELF_ATTENTION_BACKWARD",
+    "check_softmax_backward",
+    "check_self_attention_backward",
+]
+
+
+def _T(M: np.ndarray) -> np.ndarray:
+    return np.swapaxes(M, -1, -2)
+
+
+_ELEMENTWISE = (
+    "the softmax's backward is not elementwise: α ⊙ dα misses the term − α Σ_j α_j dα_j. Every "
+    "weight of a row depends on every score of the row (the Jacobian diag(α) − α αᵀ of lesson "
+    "03), so d_scores = α ⊙ (dα − Σ_j α_j dα_j), with the sum along the softmax's axis "
+    "(keepdims=True)."
+)
+_NO_ALPHA = (
+    "the factor α in front is missing: d_scores = α ⊙ (dα − Σ_j α_j dα_j), so after "
+    "subtracting the row sum from dα, multiply elementwise by the weights α."
+)
+_WRONG_AXIS = (
+    "the sum Σ_j α_j dα_j runs over the wrong axis: it runs over the keys j of one row, the "
+    "axis the softmax normalised (axis=-1 for the attention weights), with keepdims=True."
+)
+_NO_KEEPDIMS = (
+    "the row sums lost their axis: (weights * d_weights).sum(axis=-1) has shape (n,), and "
+    "subtracting it from an (n, n) array lines it up with the columns, not the rows. Keep the "
+    "axis: .sum(axis=axis, keepdims=True)."
+)
+_AXIS_IGNORED = (
+    "your softmax_backward ignores `axis`: it always sums along the last axis. Pass "
+    "axis=axis to your sum (with keepdims=True)."
+)
+_AXIS_PARAMETER = (
+    "your function needs the parameter `axis=-1`: the checker calls it with axis=0 too (the "
+    "lesson's version takes only weights and d_weights). Add it after d_weights and sum "
+    "along it."
+)
+_FORMULA = (
+    "d_scores = α ⊙ (dα − Σ_j α_j dα_j), the sum Σ_j α_j dα_j taken along `axis`, one sum "
+    "per row, kept as an axis of length 1 so that it lines up with the rows."
+)
+
+_BLOCKED_ROW_NAN = (
+    "your result has NaN on a case with a fully blocked row (a query that may attend to "
+    "nothing). There, every score is −∞, so the row maximum is −∞ and scores − max is "
+    "−∞ − (−∞) = NaN, which spreads to every gradient of the sequence. A fully blocked row "
+    "must give weights 0 and gradient 0: use the given attention_forward, or subtract the row "
+    "maximum only where it is finite and divide only where the row sum is above 0."
+)
+
+
+class _BackwardChecker(Checker):
+    """A Checker that also reads the learner's error and the case behind a NaN: a
+    softmax_backward without the `axis` parameter (the lesson's two-argument version) and a
+    fully blocked row that gave NaN get hints of their own."""
+
+    def _diagnose(self, results: list[Any], failing: Case, failing_outcome: Outcome,
+                  verdict: Verdict) -> tuple[str, str]:
+        error = failing_outcome.error
+        if (verdict.kind == "exception" and error is not None and error.type == "TypeError"
+                and "axis" in failing.kwargs
+                and "unexpected keyword argument 'axis'" in error.message):
+            return _AXIS_PARAMETER, "axis-parameter"
+        hint, key = super()._diagnose(results, failing, failing_outcome, verdict)
+        if key == "nan" and _has_blocked_row(failing):
+            return _BLOCKED_ROW_NAN, "nan-blocked-row"
+        return hint, key
+
+
+def _has_blocked_row(case: Case) -> bool:
+    """Whether the case's mask blocks every position of some row."""
+    mask = case.kwargs.get("mask")
+    return mask is not None and not np.all(np.any(mask, axis=-1))
+
+
+# -- softmax_backward(weights, d_weights, axis=-1) ----------------------------------------------
+
+
+def _sb_case(name: str, weights: Any, d_weights: Any, **kwargs: Any) -> Case:
+    return Case(name, (("weights", np.asarray(weights)), ("d_weights", np.asarray(d_weights))),
+                kwargs)
+
+
+def _sb_random(name: str, seed: int, *shape: int, dtype: Any = float,
+               axis: int | None = None) -> Case:
+    """Weights softmaxed along `axis` (the last when None, and then not passed)."""
+    scores = random_normal(seed, *shape, scale=1.5)
+    weights = attention.softmax(scores, axis=-1 if axis is None else axis).astype(dtype)
+    return _sb_case(name, weights, random_normal(seed + 1, *shape, dtype=dtype),
+                    **({} if axis is None else {"axis": axis}))
+
+
+def _sb_cases() -> list[Case]:
+    causal = softmax_rows(np.where(attention.causal_mask(4), random_normal(620, 4, 4), -np.inf))
+    return [
+        _sb_case("hand-worked, one row: α = (0.5, 0.25, 0.25), dα = (1, 2, 3)",
+                 [[0.5, 0.25, 0.25]], [[1.0, 2.0, 3.0]]),
+        _sb_random("random, 3 × 3", 600, 3, 3),
+        _sb_random("random, 2 × 4", 605, 2, 4),
+        _sb_random("random, square 4 × 4", 610, 4, 4),
+        _sb_case("causal weights (zeros above the diagonal)", causal, random_normal(621, 4, 4)),
+        _sb_random("float32, 3 × 5", 630, 3, 5, dtype=np.float32),
+        _sb_random("a batch of 2 weight matrices, 3 × 3", 640, 2, 3, 3),
+        _sb_random("softmax along axis=0, 4 × 3", 650, 4, 3, axis=0),
+    ]
+
+
+def _sb_harder() -> list[Case]:
+    return [
+        _sb_random("a batch of 2 × 2 weight matrices, 3 × 4", 660, 2, 2, 3, 4),
+        _sb_random("softmax along axis=1 of a 2 × 3 × 2 array", 670, 2, 3, 2, axis=1),
+    ]
+
+
+def _sb(weights: np.ndarray, d_weights: np.ndarray, axis: int = -1, *, sum_axis: int | None = None,
+        alpha: bool = True, keepdims: bool = True, elementwise: bool = False) -> np.ndarray:
+    """softmax_backward, right or with one known mistake (the keyword arguments)."""
+    if elementwise:
+        return weights * d_weights
+    s = np.sum(weights * d_weights, axis=axis if sum_axis is None else sum_axis,
+               keepdims=keepdims)
+    return (weights if alpha else 1) * (d_weights - s)
+
+
+SOFTMAX_BACKWARD = _BackwardChecker(
+    function="softmax_backward",
+    outputs=("d_scores",),
+    reference=attention.softmax_backward,
+    make_cases=_sb_cases,
+    make_harder=_sb_harder,
+    mistakes=(
+        Mistake("elementwise", _ELEMENTWISE, partial(_sb, elementwise=True)),
+        Mistake("no-alpha", _NO_ALPHA, partial(_sb, alpha=False)),
+        Mistake("wrong-axis", _WRONG_AXIS, partial(_sb, sum_axis=-2)),
+        Mistake("wrong-axis", _WRONG_AXIS, partial(_sb, sum_axis=0)),
+        Mistake("no-keepdims", _NO_KEEPDIMS, partial(_sb, keepdims=False)),
+        Mistake("axis-ignored", _AXIS_IGNORED,
+                lambda weights, d_weights, axis=-1: _sb(weights, d_weights)),
+    ),
+    hint=_FORMULA,
+)
+
+
+def check_softmax_backward(
+    softmax_backward: Callable[..., Any], *, timeout: float = DEFAULT_TIMEOUT,
+    harder: bool = False,
+) -> CheckResult:
+    """Check a learner's `softmax_backward(weights, d_weights, axis=-1)`: α ⊙ (dα − Σ α dα)."""
+    return SOFTMAX_BACKWARD.check(softmax_backward, timeout=timeout, harder=harder)
+
+
+# -- self_attention_backward(X, W_Q, W_K, W_V, dO, mask=None) -----------------------------------
+
+
+def _sab_case(name: str, seed: int, n: int, d_model: int, d_k: int, d_v: int,
+              batch: tuple[int, ...] = (), dtype: Any = float, mask: Any = None) -> Case:
+    args = (
+        ("X", random_normal(seed, *batch, n, d_model, dtype=dtype)),
+        ("W_Q", random_normal(seed + 1, d_model, d_k, dtype=dtype)),
+        ("W_K", random_normal(seed + 2, d_model, d_k, dtype=dtype)),
+        ("W_V", random_normal(seed + 3, d_model, d_v, dtype=dtype)),
+        ("dO", random_normal(seed + 4, *batch, n, d_v, dtype=dtype)),
+    )
+    return Case(name, args, {} if mask is None else {"mask": np.asarray(mask, dtype=bool)})
+
+
+def _sab_cases() -> list[Case]:
+    hand = Case("hand-worked, n = 2, d_model = d_k = d_v = 1", (
+        ("X", np.array([[1.0], [0.0]])),
+        ("W_Q", np.array([[1.0]])),
+        ("W_K", np.array([[1.0]])),
+        ("W_V", np.array([[1.0]])),
+        ("dO", np.array([[1.0], [0.0]])),
+    ))
+    blocked = np.ones((4, 4), dtype=bool)
+    blocked[2] = False  # token 2 may attend to nothing
+    blocked[:, 0] = False  # nobody may attend to token 0
+    return [
+        hand,
+        _sab_case("random, n = 3, d_model = 4, d_k = 2, d_v = 3", 700, 3, 4, 2, 3),
+        _sab_case("random, n = 4, d_model = 3, d_k = 4, d_v = 2", 710, 4, 3, 4, 2),
+        _sab_case("float32, n = 3, d_model = 3, d_k = 3, d_v = 2", 720, 3, 3, 3, 2,
+                  dtype=np.float32),
+        _sab_case("causal mask, n = 4, d_model = 3, d_k = 2, d_v = 3", 730, 4, 3, 2, 3,
+                  mask=attention.causal_mask(4)),
+        _sab_case("a fully blocked row and a blocked column, n = 4, d_k = 3", 740, 4, 3, 3, 2,
+                  mask=blocked),
+        _sab_case("a batch of 2 sequences, n = 3, d_model = 3, d_k = 2, d_v = 2", 750, 3, 3, 2, 2,
+                  batch=(2,)),
+    ]
+
+
+def _sab_harder() -> list[Case]:
+    mask = np.random.default_rng(761).random((2, 3, 4, 4)) < 0.6
+    return [_sab_case("a batch of 2 × 3 sequences with a mask per sequence", 760, 4, 3, 2, 3,
+                      batch=(2, 3), mask=mask)]
+
+
+def _sab(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, W_V: np.ndarray, dO: np.ndarray,
+         mask: np.ndarray | None = None, *, dV_transposed: bool = True, scale_dQ: bool = True,
+         scale_dK: bool = True, dK_transposed: bool = True, paths: str = "QKV",
+         use_mask: bool = True, batch: str = "sum",
+         softmax_bw: Callable[..., np.ndarray] = attention.softmax_backward) -> Any:
+    """self_attention_backward, right or with one known mistake (the keyword arguments)."""
+    Q, K, V = X @ W_Q, X @ W_K, X @ W_V
+    weights = attention.attention_weights(Q, K, mask if use_mask else None)
+    scale = 1 / math.sqrt(Q.shape[-1])
+    dV = (_T(weights) if dV_transposed else weights) @ dO
+    d_scores = softmax_bw(weights, dO @ _T(V))
+    dQ = d_scores @ K * (scale if scale_dQ else 1)
+    dK = (_T(d_scores) if dK_transposed else d_scores) @ Q * (scale if scale_dK else 1)
+    grads = {"Q": (dQ, W_Q), "K": (dK, W_K), "V": (dV, W_V)}
+    dX = sum(grads[p][0] @ grads[p][1].T for p in paths)
+    per_sequence = [_T(X) @ dM for dM in (dQ, dK, dV)]  # (..., d_model, d) each
+    if X.ndim == 2 or batch == "stacked":
+        return (dX, *per_sequence)
+    if batch == "first":
+        return (dX, *(dW.reshape(-1, *dW.shape[-2:])[0] for dW in per_sequence))
+    reduce = {"sum": np.sum, "mean": np.mean}[batch]
+    return (dX, *(reduce(dW, axis=tuple(range(X.ndim - 2))) for dW in per_sequence))
+
+
+_PATHS_HINT = (
+    "dX misses some of the paths into X: X feeds the queries, the keys and the values, so its "
+    "gradient is the sum of three: dX = dQ W_Qᵀ + dK W_Kᵀ + dV W_Vᵀ."
+)
+_SCALE = (
+    "the 1/√d_k of the forward pass is missing on the way back{where}: Ã = Q Kᵀ / √d_k, so "
+    "dQ = dÃ K / √d_k and dK = dÃᵀ Q / √d_k, both."
+)
+_SCALE_BOTH = _SCALE.format(where=", in dQ and in dK (dW_Q and dW_K are √d_k times too large)")
+_SCALE_DQ = _SCALE.format(where=", in dQ (your dW_Q is √d_k times too large; dW_K is right)")
+_SCALE_DK = _SCALE.format(where=", in dK (your dW_K is √d_k times too large; dW_Q is right)")
+_BATCH_HINT = (
+    "the weight gradients are not summed over the batch: W_Q, W_K and W_V are shared by every "
+    "sequence, so each of dW_Q, dW_K, dW_V is the sum over the sequences of Xᵀ dQ (Xᵀ dK, "
+    "Xᵀ dV), one (d_model, d) matrix. Stack the rows of all the sequences first, "
+    "`X.reshape(-1, X.shape[-1]).T @ dQ.reshape(-1, dQ.shape[-1])` (any number of batch "
+    "axes), or with one batch axis `np.einsum('bnd,bnk->dk', X, dQ)`."
+)
+
+SELF_ATTENTION_BACKWARD = _BackwardChecker(
+    function="self_attention_backward",
+    outputs=("dX", "dW_Q", "dW_K", "dW_V"),
+    reference=attention.self_attention_backward,
+    make_cases=_sab_cases,
+    make_harder=_sab_harder,
+    mistakes=(
+        Mistake("dV-not-transposed",
+                "dV = α dO is not right: in O = α V each value v_j is used by every output "
+                "o_i with weight α_ij, so dV = αᵀ dO (`np.swapaxes(weights, -1, -2) @ dO`).",
+                partial(_sab, dV_transposed=False)),
+        Mistake("no-scale", _SCALE_BOTH, partial(_sab, scale_dQ=False, scale_dK=False)),
+        Mistake("no-scale-dQ", _SCALE_DQ, partial(_sab, scale_dQ=False)),
+        Mistake("no-scale-dK", _SCALE_DK, partial(_sab, scale_dK=False)),
+        Mistake("dK-not-transposed",
+                "dK = dÃ Q is not right: ã_ij = q_i · k_j / √d_k, so key j collects the "
+                "gradient of column j of the scores: dK = dÃᵀ Q / √d_k.",
+                partial(_sab, dK_transposed=False)),
+        *(Mistake("missing-path", _PATHS_HINT, partial(_sab, paths=paths))
+          for paths in ("Q", "K", "V", "QK", "QV", "KV")),
+        Mistake("mask-ignored",
+                "the mask is ignored in your backward pass: recompute the weights with the "
+                "mask (blocked scores become −∞, their weights 0), so that blocked positions "
+                "get no gradient.",
+                partial(_sab, use_mask=False)),
+        Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="stacked")),
+        Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="mean")),
+        Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="first")),
+        Mistake("softmax-elementwise", _ELEMENTWISE,
+                partial(_sab, softmax_bw=partial(_sb, elementwise=True))),
+        Mistake("softmax-wrong-axis", _WRONG_AXIS,
+                partial(_sab, softmax_bw=partial(_sb, sum_axis=-2))),
+    ),
+    hint="forward: Q, K, V = X W_*, α = softmax(Q Kᵀ / √d_k) with the mask; backward: "
+    "dV = αᵀ dO, dα = dO Vᵀ, dÃ = softmax_backward(α, dα), dQ = dÃ K / √d_k, "
+    "dK = dÃᵀ Q / √d_k, dX = dQ W_Qᵀ + dK W_Kᵀ + dV W_Vᵀ, dW_Q = Σ Xᵀ dQ (and so on), summed "
+    "over the batch. With batch axes, transpose with `np.swapaxes(M, -1, -2)`, not .T.",
+)
+
+
+def check_self_attention_backward(
+    self_attention_backward: Callable[..., Any], *, timeout: float = DEFAULT_TIMEOUT,
+    harder: bool = False,
+) -> CheckResult:
+    """Check a learner's `self_attention_backward(X, W_Q, W_K, W_V, dO, mask=None)`, which
+    must return (dX, dW_Q, dW_K, dW_V)."""
+    return SELF_ATTENTION_BACKWARD.check(self_attention_backward, timeout=timeout,
+                                         harder=harder)
