@@ -1,4 +1,4 @@
-"""Catalogue for the checker of exercise 06: rnn_forward.
+"""Catalogue for the checkers of exercise 06: rnn_forward and rnn_backward.
 
 Every valid solution must pass; every wrong one must fail with the hint that names its mistake.
 """
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from catalogue import name_of
 
-from course_lib.checks import CHECKS, check_rnn_forward
+from course_lib.checks import CHECKS, check_rnn_backward, check_rnn_forward
+from course_lib.rnn import rnn_backward as reference_rnn_backward
 from course_lib.rnn import rnn_forward as reference_rnn_forward
 
 SHORT = 0.3  # seconds: the time limit of the robustness tests
@@ -375,3 +376,223 @@ def test_mutating_h0_is_reported():
 
     result = check_rnn_forward(mutates_h0)
     assert result.diagnosis == "mutation" and "`h0`" in result.feedback
+
+
+# == rnn_backward ================================================================================
+
+
+def _forward_states(X, W_xh, W_hh, b_h, h0):
+    """(h_0, h_1, ..., h_n) as a list: the learner's own forward pass, kept for the backward."""
+    h = np.zeros(W_hh.shape[0]) if h0 is None else h0
+    states = [h]
+    for x_t in X:
+        h = np.tanh(x_t @ W_xh + h @ W_hh + b_h)
+        states.append(h)
+    return states
+
+
+# -- valid solutions -----------------------------------------------------------------------------
+
+
+def bptt_outer_products(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        dz = (dH[t] + carry) * (1 - hs[t + 1] ** 2)
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t], dz)
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def bptt_matrices_at_the_end(X, W_xh, W_hh, b_h, dH, h0=None):
+    """Only the carry is a loop; the weight gradients are matrix products of all steps."""
+    hs = np.array(_forward_states(X, W_xh, W_hh, b_h, h0))  # (n + 1, d_h)
+    dZ = np.zeros((len(X), W_hh.shape[0]))
+    carry = np.zeros(W_hh.shape[0])
+    for t in range(len(X) - 1, -1, -1):
+        dZ[t] = (dH[t] + carry) * (1 - np.tanh(np.arctanh(hs[t + 1])) ** 2)
+        carry = W_hh @ dZ[t]  # column form of dz W_hhᵀ: the same numbers
+    return dZ @ W_xh.T, X.T @ dZ, hs[:-1].T @ dZ, dZ.sum(axis=0), carry
+
+
+def bptt_einsum(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dZ, carry = [], np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        dz = (dH[t] + carry) * (1 - hs[t + 1] * hs[t + 1])
+        carry = np.einsum("j,ij->i", dz, W_hh)
+        dZ.insert(0, dz)
+    dZ, H_prev = np.array(dZ), np.array(hs[:-1])
+    return (np.einsum("tj,ij->ti", dZ, W_xh), np.einsum("ti,tj->ij", X, dZ),
+            np.einsum("ti,tj->ij", H_prev, dZ), np.einsum("tj->j", dZ), carry)
+
+
+def bptt_batch_ready(X, W_xh, W_hh, b_h, dH, h0=None):
+    batch, n, d_h = X.shape[:-2], X.shape[-2], W_hh.shape[0]
+    h = np.zeros((*batch, d_h)) if h0 is None else h0
+    states = [h]
+    for t in range(n):
+        h = np.tanh(X[..., t, :] @ W_xh + h @ W_hh + b_h)
+        states.append(h)
+    dZ, carry = [None] * n, np.zeros((*batch, d_h))
+    for t in reversed(range(n)):
+        dZ[t] = (dH[..., t, :] + carry) * (1 - states[t + 1] ** 2)
+        carry = dZ[t] @ W_hh.T
+    dZ = np.stack(dZ, axis=-2)
+    H_prev = np.stack(states[:-1], axis=-2)
+    flat = dZ.reshape(-1, d_h)  # every (sequence, step) row: the weights are shared by all
+    dW_xh = X.reshape(-1, X.shape[-1]).T @ flat
+    dW_hh = H_prev.reshape(-1, d_h).T @ flat
+    return dZ @ W_xh.T, dW_xh, dW_hh, flat.sum(axis=0), carry
+
+
+BACKWARD_VALID = [reference_rnn_backward, bptt_outer_products, bptt_matrices_at_the_end,
+                  bptt_einsum, bptt_batch_ready]
+
+
+@pytest.mark.parametrize("fn", BACKWARD_VALID, ids=name_of)
+def test_backward_accepts(fn):
+    result = check_rnn_backward(fn)
+    assert result.passed, result.feedback
+
+
+@pytest.mark.parametrize("fn", [reference_rnn_backward, bptt_batch_ready], ids=name_of)
+def test_backward_accepts_harder(fn):
+    result = check_rnn_backward(fn, harder=True)
+    assert result.passed, result.feedback
+
+
+def test_backward_harder_names_a_single_sequence_solution():
+    assert check_rnn_backward(bptt_outer_products)
+    assert not check_rnn_backward(bptt_outer_products, harder=True)
+
+
+# -- wrong solutions: the classic mistakes of issue 15 -------------------------------------------
+
+
+def derivative_of_the_previous_state(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        dz = (dH[t] + carry) * (1 - hs[t] ** 2)  # h_{t-1}, not h_t
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t], dz)
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def derivative_of_the_preactivation(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        z = X[t] @ W_xh + hs[t] @ W_hh + b_h
+        dz = (dH[t] + carry) * (1 - z**2)  # 1 − z², not 1 − tanh(z)²
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t], dz)
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def no_accumulation_through_time(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dZ = np.array([dH[t] * (1 - hs[t + 1] ** 2) for t in range(len(X))])  # no carry
+    H_prev = np.array(hs[:-1])
+    return dZ @ W_xh.T, X.T @ dZ, H_prev.T @ dZ, dZ.sum(axis=0), dZ[0] @ W_hh.T
+
+
+def W_hh_not_transposed(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        dz = (dH[t] + carry) * (1 - hs[t + 1] ** 2)
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t], dz)
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh  # should be W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def dW_hh_from_the_new_state(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        dz = (dH[t] + carry) * (1 - hs[t + 1] ** 2)
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t + 1], dz)  # h_t, not h_{t-1}
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def loop_run_forwards(X, W_xh, W_hh, b_h, dH, h0=None):
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in range(len(X)):  # forwards
+        dz = (dH[t] + carry) * (1 - hs[t + 1] ** 2)
+        dW_xh += np.outer(X[t], dz)
+        dW_hh += np.outer(hs[t], dz)
+        db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def returns_four_gradients(X, W_xh, W_hh, b_h, dH, h0=None):
+    return bptt_outer_products(X, W_xh, W_hh, b_h, dH, h0)[:4]
+
+
+BACKWARD_WRONG = [
+    (derivative_of_the_previous_state, "tanh-derivative", "1 − h_t²"),
+    (derivative_of_the_preactivation, "tanh-derivative", "not the pre-activation"),
+    (no_accumulation_through_time, "no-carry", "does not flow back through time"),
+    (W_hh_not_transposed, "W_hh-not-transposed", "not transposed on the way back"),
+    (dW_hh_from_the_new_state, "dW_hh-from-h_t", "Σ_t h_{t−1}ᵀ dz_t"),
+    (loop_run_forwards, "loop-forwards", "reversed(range(n))"),
+    (returns_four_gradients, "type", "must return a tuple (dX, dW_xh, dW_hh, db_h, dh0)"),
+]
+
+
+@pytest.mark.parametrize(("fn", "key", "hint"), BACKWARD_WRONG, ids=name_of)
+def test_backward_rejects(fn, key, hint):
+    result = check_rnn_backward(fn)
+    assert not result
+    assert result.diagnosis == key, result.feedback
+    assert hint in result.feedback, result.feedback
+
+
+def test_every_known_backward_mistake_is_recognised_as_itself():
+    checker = CHECKS["rnn_backward"]
+    for mistake in checker.mistakes:
+        assert checker.check(mistake.compute).diagnosis == mistake.key, mistake.key
+
+
+def test_backward_garbage_gives_a_clean_failure():
+    for fn, key in [(lambda *a, **k: 1 / 0, "exception"), (lambda *a, **k: None, "type")]:
+        result = check_rnn_backward(fn)
+        assert not result and result.diagnosis == key
+        assert "Traceback" not in result.feedback
+
+
+def test_backward_mutating_dH_is_reported():
+    def mutates_dH(X, W_xh, W_hh, b_h, dH, h0=None):
+        result = bptt_outer_products(X, W_xh, W_hh, b_h, dH, h0)
+        dH *= 0  # "done with it"
+        return result
+
+    result = check_rnn_backward(mutates_dH)
+    assert result.diagnosis == "mutation" and "`dH`" in result.feedback

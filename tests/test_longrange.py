@@ -91,36 +91,153 @@ def test_attention_gradient_does_not_decay_with_distance() -> None:
     assert 0.5 < late / early < 2
 
 
-def test_readout_is_exact_on_separable_features() -> None:
-    labels = np.array([0, 1, 2, 1, 0, 2])
-    features = lr.one_hot(labels, 3) * 2.0 + 1.0
-    W = lr.fit_readout(features, labels, 3)
-    assert W.shape == (4, 3)
-    assert lr.readout_accuracy(W, features, labels) == 1.0
-    assert lr.readout_accuracy(W, features, (labels + 1) % 3) == 0.0
+# --- trained models and the experiment -------------------------------------------------------
 
 
-def test_position_features() -> None:
-    np.testing.assert_array_equal(lr.position_features(3, "onehot", 5), np.eye(3, 5))
-    assert lr.position_features(7, "sinusoidal", 4).shape == (7, 4)
-    with pytest.raises(ValueError, match="d_pos >= n"):
-        lr.position_features(6, "onehot", 4)
-    with pytest.raises(ValueError, match="onehot"):
-        lr.position_features(3, "learned", 4)
+@pytest.mark.parametrize("name", lr.MODELS)
+def test_model_gradients_match_central_differences(name: str) -> None:
+    from course_lib.training import MarkedTokenTask, gradient_check
+
+    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=1)
+    tokens, labels = MarkedTokenTask(n=5, vocab_size=3, distance=3)(np.random.default_rng(0), 4)
+    loss, grads, logits = model.loss_and_grads(tokens, labels)
+    np.testing.assert_allclose(logits, model.logits(tokens))
+
+    def f(params):
+        saved = dict(model.params)
+        model.params.update(params)
+        try:
+            return model.loss_and_grads(tokens, labels)[0]
+        finally:
+            model.params.update(saved)
+
+    errors = gradient_check(f, model.params, grads)
+    assert max(errors.values()) < 1e-6, errors
 
 
-def test_recall_attention_stays_near_one_while_the_rnn_falls_to_chance() -> None:
-    ns = [1, 2, 32]
-    rnn = lr.rnn_recall_accuracy(ns, n_train=600, n_test=400)
-    assert rnn[0] == 1.0 and rnn[1] > 0.95
-    assert rnn[2] < 0.25  # chance is 1/8 = 0.125
-    for positions in ("onehot", "sinusoidal"):
-        attention = lr.attention_recall_accuracy(ns, positions=positions, n_train=600, n_test=400)
-        assert attention.min() > 0.99, positions
+@pytest.mark.parametrize("name", lr.MODELS)
+def test_input_gradient_dX_matches_central_differences(name: str) -> None:
+    # dX, the gradient that reaches each input row: what the experiment reads at the marked token
+    from course_lib.training import MarkedTokenTask, cross_entropy, encode_tokens
+
+    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=2)
+    tokens, labels = MarkedTokenTask(n=4, vocab_size=3, distance=2)(np.random.default_rng(1), 2)
+    model.loss_and_grads(tokens, labels)
+    X = encode_tokens(tokens, 3)
+    W_out = model.params["W_out"]
+
+    def loss_at(X_new: np.ndarray) -> float:
+        if name == "attention":
+            from course_lib.attention import self_attention
+            p = model.params
+            O, _ = self_attention(X_new, p["W_Q"], p["W_K"], p["W_V"])
+            last = O[:, -1]
+        else:
+            last = model._forward(X_new, *(model.params[k] for k in model._names))[:, -1]
+        return cross_entropy(last @ W_out + model.params["b_out"], labels)[0]
+
+    eps, central = 1e-6, np.zeros_like(X)
+    for index in np.ndindex(X.shape):
+        step = np.zeros_like(X)
+        step[index] = eps
+        central[index] = (loss_at(X + step) - loss_at(X - step)) / (2 * eps)
+    np.testing.assert_allclose(model.dX, central, atol=1e-8)
 
 
-def test_blurry_attention_recalls_less() -> None:
-    # a query that barely prefers position 1 mixes in the other tokens: recall degrades
-    sharp = lr.attention_recall_accuracy([32], sharpness=16.0, n_train=600, n_test=400)
-    blurry = lr.attention_recall_accuracy([32], sharpness=1.0, n_train=600, n_test=400)
-    assert blurry[0] < sharp[0] - 0.2
+def test_parameter_counts_by_hand() -> None:
+    V, d_h, d_k = 8, 32, 16
+    d_in = V + 1
+    assert lr.parameter_count(lr.make_model("rnn", V, d_h=d_h)) == (
+        d_in * d_h + d_h * d_h + d_h + d_h * V + V)
+    assert lr.parameter_count(lr.make_model("gru", V, d_h=d_h)) == (
+        3 * (d_in * d_h + d_h * d_h + 2 * d_h) + d_h * V + V)
+    attention = lr.make_model("attention", V, d_k=d_k)
+    assert lr.parameter_count(attention) == 3 * d_in * d_k + d_k * V + V
+
+
+def test_recurrent_init_is_pytorchs_uniform() -> None:
+    model = lr.make_model("gru", 8, d_h=25, seed=3)
+    for name in ("W_x", "W_h", "b_x", "b_h"):
+        assert np.abs(model.params[name]).max() <= 1 / 5
+    with pytest.raises(ValueError, match="cell must be"):
+        lr.RecurrentClassifier("lstm", 8)
+
+
+def test_experiment_on_a_tiny_grid_gives_the_issue_json() -> None:
+    import json
+
+    config = lr.LongRangeConfig(distances=(1, 3), seeds=2, steps=40, eval_every=10,
+                                eval_size=32, test_size=64, lr_grid=(1e-2, 3e-2),
+                                tuning_distance=1, vocab_size=4, d_h=8, d_k=4)
+    calls = []
+    result = lr.long_range_experiment(config, lambda *args: calls.append(args))
+    assert calls[-1][:2] == (3 * (2 + 2 * 2), 3 * (2 + 2 * 2))  # every run reported, tuning too
+    data = json.loads(json.dumps(result.to_json()))  # plain JSON: no numpy types left
+    assert data["distances"] == [1, 3] and data["seeds"] == 2 and data["steps"] == 40
+    assert set(data["models"]) == {"rnn", "gru", "attention"}
+    for name, entry in data["models"].items():
+        assert len(entry["accuracy"]) == 2 and len(entry["steps_to_90"]) == 2
+        assert all(s is None or isinstance(s, int) for s in entry["steps_to_90"])
+        assert entry["learning_rate"] in (1e-2, 3e-2)
+        np.testing.assert_allclose(entry["accuracy"], result.accuracy[name].mean(axis=0),
+                                   atol=1e-4)
+        assert all(lo <= m <= hi for lo, m, hi in zip(entry["accuracy_min"], entry["accuracy"],
+                                                       entry["accuracy_max"], strict=True))
+        assert all(g > 0 for g in entry["gradient_at_marked_token"])
+    table = lr.format_table(result)
+    assert "rnn:" in table and "attention:" in table and "steps to 90%" in table
+
+
+def test_steps_to_90_is_the_slowest_seed_or_none() -> None:
+    config = lr.LongRangeConfig(distances=(2, 4, 8), seeds=2)
+    steps = np.array([[25, -1, 50], [75, 100, -1]])
+    result = lr.LongRangeResult(config, {}, {}, {}, {"rnn": steps}, {}, {})
+    assert result.steps_to_90("rnn") == [75, None, None]
+
+
+def test_learning_rate_choice_ranks_accuracy_then_speed(monkeypatch) -> None:
+    runs = {1e-3: lr.RunResult(0.9, None, np.ones(1), np.zeros(1), np.zeros(1), 0.5),
+            1e-2: lr.RunResult(1.0, 200, np.ones(1), np.zeros(1), np.zeros(1), 0.2),
+            3e-2: lr.RunResult(1.0, 100, np.ones(1), np.zeros(1), np.zeros(1), 0.3)}
+    seen = []
+
+    def fake_run(name, distance, rate, seed, config):
+        seen.append((distance, seed))
+        return runs[rate]
+
+    monkeypatch.setattr(lr, "train_run", fake_run)
+    config = lr.LongRangeConfig(lr_grid=tuple(runs))
+    assert lr.choose_learning_rate("gru", config) == 3e-2  # same accuracy, fewer steps
+    assert set(seen) == {(config.tuning_distance, config.lr_seed)}  # never a reported seed
+    assert config.lr_seed >= config.seeds
+    fixed = lr.LongRangeConfig.quick()
+    assert lr.choose_learning_rate("rnn", fixed) == lr.QUICK_LEARNING_RATES["rnn"]
+
+
+def test_default_grid_reaches_64_and_quick_is_a_subset() -> None:
+    full, quick = lr.LongRangeConfig(), lr.LongRangeConfig.quick()
+    assert max(full.distances) >= 64 and full.seeds >= 3
+    assert set(quick.distances) <= set(full.distances)
+    assert quick.steps <= full.steps and set(quick.lr_grid) == set(full.lr_grid)
+    assert set(lr.QUICK_LEARNING_RATES.values()) <= set(full.lr_grid)
+
+
+def test_command_line_prints_the_table_and_writes_the_json(tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    from course_lib.__main__ import main
+
+    tiny = lr.LongRangeConfig(distances=(1, 2), seeds=1, steps=20, eval_every=10, eval_size=16,
+                              test_size=32, vocab_size=3, d_h=4, d_k=3,
+                              learning_rates=(("rnn", 1e-2), ("gru", 1e-2), ("attention", 1e-2)))
+    monkeypatch.setattr(lr.LongRangeConfig, "quick", classmethod(lambda cls: tiny))
+    path = tmp_path / "longrange.json"
+    assert main(["experiment", "longrange", "--quick", "--seeds", "2", "--json", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "2 seed(s), 20 Adam steps" in out and "steps to 90%" in out and str(path) in out
+    assert "training" in err and "12/12" in err  # the progress: 3 models x 2 distances x 2 seeds
+    data = json.loads(path.read_text())
+    assert data["seeds"] == 2 and data["steps"] == 20 and data["distances"] == [1, 2]
+    assert set(data["models"]) == {"rnn", "gru", "attention"}
+    with pytest.raises(SystemExit):
+        main(["experiment", "longrange", "--seeds", "0"])

@@ -1,6 +1,8 @@
-"""Checker of exercise 06, RNN versus attention: `rnn_forward`, the Elman recurrence.
+"""Checkers of exercise 06, RNN versus attention: `rnn_forward`, the Elman recurrence, and
+`rnn_backward`, backpropagation through time.
 
     h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),   t = 1 .. n,   H = (h_1, ..., h_n)
+    dz_t = (dH_t + dz_{t+1} W_hhᵀ) ⊙ (1 − h_t²),  t = n .. 1
 
 Lesson: notebooks/06_rnn_vs_attention.ipynb. Exercise: exercises/06_rnn_vs_attention.ipynb.
 Tests: tests/test_checks_rnn_vs_attention.py.
@@ -9,6 +11,7 @@ Tests: tests/test_checks_rnn_vs_attention.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from course_lib.checks.calling import DEFAULT_TIMEOUT
 from course_lib.checks.core import Case, Checker, Mistake, random_normal
 from course_lib.checks.result import CheckResult
 
-__all__ = ["RNN_FORWARD", "check_rnn_forward"]
+__all__ = ["RNN_FORWARD", "check_rnn_forward", "RNN_BACKWARD", "check_rnn_backward"]
 
 
 # -- the cases -----------------------------------------------------------------------------------
@@ -244,3 +247,149 @@ def check_rnn_forward(
     With `harder=True`, also a batch of sequences X of shape (b, n, d_in).
     """
     return RNN_FORWARD.check(rnn_forward, timeout=timeout, harder=harder)
+
+
+# -- rnn_backward(X, W_xh, W_hh, b_h, dH, h0=None) -> (dX, dW_xh, dW_hh, db_h, dh0) --------------
+
+
+def _backward_case(
+    seed: int, n: int, d_in: int, d_h: int, with_h0: bool, *, dtype: Any = np.float64,
+    batch: tuple[int, ...] = (), last_only: bool = False,
+) -> Case:
+    """A forward case of `_random_case` and an upstream gradient dH: random for every state,
+    or (`last_only`) only for h_n, as when a loss reads the last state."""
+    forward = _random_case(seed, n, d_in, d_h, with_h0, dtype, batch)
+    dH = random_normal(seed + 5, *batch, n, d_h, dtype=dtype)
+    if last_only:
+        dH[..., :-1, :] = 0
+    args = dict(forward.args)
+    h0 = args.pop("h0", None)
+    name = forward.name + (", dH only for h_n" if last_only else ", random dH")
+    return _case_with(name, (*args.items(), ("dH", dH)), h0)
+
+
+def _case_with(name: str, args: tuple[tuple[str, Any], ...], h0: Any) -> Case:
+    return Case(name, args + ((("h0", h0),) if h0 is not None else ()))
+
+
+def _backward_cases() -> list[Case]:
+    return [
+        _case_with(
+            "hand-worked, n = 2 tokens, d_in = 1, d_h = 2, h0 = None",
+            (("X", np.array([[1.0], [-0.5]])), ("W_xh", np.array([[0.5, -1.0]])),
+             ("W_hh", np.array([[0.5, 1.0], [-0.5, 0.5]])), ("b_h", np.array([0.1, -0.2])),
+             ("dH", np.array([[1.0, 0.0], [0.5, -1.0]]))),
+            None,
+        ),
+        _backward_case(541, n=3, d_in=2, d_h=3, with_h0=False),
+        _backward_case(546, n=4, d_in=3, d_h=2, with_h0=True),
+        _backward_case(551, n=5, d_in=2, d_h=3, with_h0=True, last_only=True),
+        _backward_case(556, n=4, d_in=2, d_h=4, with_h0=False, dtype=np.float32),
+        _backward_case(561, n=6, d_in=1, d_h=3, with_h0=True),
+    ]
+
+
+def _backward_harder() -> list[Case]:
+    return [
+        _backward_case(571, n=3, d_in=2, d_h=3, with_h0=False, batch=(2,)),
+        _backward_case(576, n=4, d_in=3, d_h=2, with_h0=True, batch=(3,)),
+    ]
+
+
+def _bptt(
+    X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray, dH: np.ndarray,
+    h0: Any = None, *, derivative: str = "h_t", carry: bool = True, transpose: bool = True,
+    dW_hh_from: str = "h_prev", backwards: bool = True,
+) -> tuple[np.ndarray, ...]:
+    """Backpropagation through time, right by default, or with one of the classic mistakes:
+
+    derivative: where tanh' = 1 − (·)² is taken: "h_t" (right), "h_prev" or "z" (the
+    pre-activation); carry=False: the gradient from h_{t+1} never reaches h_t;
+    transpose=False: the carry is dz W_hh instead of dz W_hhᵀ; dW_hh_from="h_t": dW_hh from
+    the step's own state; backwards=False: the loop runs t = 1 .. n.
+    """
+    H = rnn.rnn_forward(X, W_xh, W_hh, b_h, h0)
+    h_start = np.zeros_like(H[..., 0, :]) if h0 is None else np.broadcast_to(h0, H[..., 0, :].shape)
+    H_prev = np.concatenate([h_start[..., None, :], H], axis=-2)[..., :-1, :]
+    Z = X @ W_xh + H_prev @ W_hh + b_h
+    slope = {"h_t": 1 - H**2, "h_prev": 1 - H_prev**2, "z": 1 - Z**2}[derivative]
+    W_back = np.swapaxes(W_hh, -1, -2) if transpose else W_hh
+    dZ = np.zeros_like(H)
+    g = np.zeros_like(h_start)
+    n = X.shape[-2]
+    for t in reversed(range(n)) if backwards else range(n):
+        dZ[..., t, :] = (dH[..., t, :] + (g if carry else 0)) * slope[..., t, :]
+        g = dZ[..., t, :] @ W_back
+    source = H if dW_hh_from == "h_t" else H_prev
+    dX = dZ @ np.swapaxes(W_xh, -1, -2)
+    flat = dZ.reshape(-1, dZ.shape[-1])
+    dW_xh = np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])).reshape(-1, X.shape[-1]).T @ flat
+    dW_hh = source.reshape(-1, H.shape[-1]).T @ flat
+    return dX, dW_xh, dW_hh, flat.sum(axis=0), g
+
+
+_TANH_DERIVATIVE_HINT = (
+    "the tanh derivative is taken at the wrong quantity: h_t = tanh(z_t) gives ∂h_t/∂z_t = "
+    "1 − tanh(z_t)² = 1 − h_t², with h_t the state this step computed (H[t]), not h_{t−1} and "
+    "not the pre-activation z_t. So dz_t = dh_t ⊙ (1 − H[t]²)."
+)
+
+RNN_BACKWARD = Checker(
+    function="rnn_backward",
+    outputs=("dX", "dW_xh", "dW_hh", "db_h", "dh0"),
+    reference=rnn.rnn_backward,
+    make_cases=_backward_cases,
+    make_harder=_backward_harder,
+    mistakes=(
+        Mistake("tanh-derivative", _TANH_DERIVATIVE_HINT, partial(_bptt, derivative="h_prev")),
+        Mistake("tanh-derivative", _TANH_DERIVATIVE_HINT, partial(_bptt, derivative="z")),
+        Mistake(
+            "no-carry",
+            "the gradient does not flow back through time: h_t also feeds h_{t+1}, so "
+            "dh_t = dH[t] + (what step t + 1 sends back, dz_{t+1} W_hhᵀ). Keep that carry in a "
+            "variable, add it to dH[t] at each step, and update it to dz_t @ W_hh.T; with only "
+            "dH[t], a loss on the last state never reaches the early tokens.",
+            partial(_bptt, carry=False),
+        ),
+        Mistake(
+            "W_hh-not-transposed",
+            "W_hh is not transposed on the way back: the forward step multiplies h_{t−1} @ W_hh, "
+            "so the gradient goes back with the transpose, dh_{t−1} gets dz_t @ W_hh.T (in the "
+            "row-vector convention, as dX = dZ @ W_xh.T).",
+            partial(_bptt, transpose=False),
+        ),
+        Mistake(
+            "dW_hh-from-h_t",
+            "dW_hh is built from the wrong states: the step t computes z_t = x_t W_xh + h_{t−1} "
+            "W_hh + b_h, so dW_hh = Σ_t h_{t−1}ᵀ dz_t, with the state it read (h_0 = h0 or zeros "
+            "at the first step), not the state h_t it produced.",
+            partial(_bptt, dW_hh_from="h_t"),
+        ),
+        Mistake(
+            "loop-forwards",
+            "your loop runs forwards in time: the gradient of h_t needs the carry from step "
+            "t + 1, so backpropagation through time runs backwards, `for t in reversed(range(n))`, "
+            "starting with a zero carry after the last step.",
+            partial(_bptt, backwards=False),
+        ),
+    ),
+    hint="recompute H with the forward pass, then loop t = n − 1, ..., 0 with a carry g "
+    "(zeros at the start): dz_t = (dH[t] + g) * (1 − H[t]²), g = dz_t @ W_hh.T, "
+    "dW_hh += outer(h_{t−1}, dz_t), dW_xh += outer(X[t], dz_t), db_h += dz_t, "
+    "dX[t] = dz_t @ W_xh.T; at the end dh0 = g.",
+    nan_hint="your gradients contain NaN or inf: check that you multiply by 1 − H[t]², which "
+    "lies between 0 and 1, and that nothing is divided.",
+)
+
+
+def check_rnn_backward(
+    rnn_backward: Callable[..., Any], *, timeout: float = DEFAULT_TIMEOUT, harder: bool = False
+) -> CheckResult:
+    """Check a learner's `rnn_backward(X, W_xh, W_hh, b_h, dH, h0=None)`, which must return
+    (dX, dW_xh, dW_hh, db_h, dh0), the gradients of a loss L given dH = ∂L/∂H for the states
+    H = rnn_forward(X, W_xh, W_hh, b_h, h0): backpropagation through time.
+
+    With `harder=True`, also a batch of sequences X of shape (b, n, d_in) (the weight
+    gradients summed over the batch).
+    """
+    return RNN_BACKWARD.check(rnn_backward, timeout=timeout, harder=harder)
