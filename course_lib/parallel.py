@@ -4,28 +4,42 @@ The plumbing of lesson 07: a median timer, peak memory (tracemalloc), FLOP count
 formulas, a power-law fit for complexity exponents, and the count of sequential steps in a
 computation graph. Sequences have n tokens of width d (d_model = d_k = d_v = d_in = d_h = d).
 
-The experiment code imports numpy and the math modules only (no plotting).
+And attention on several cores: `parallel_attention` computes exact attention as independent
+blocks of query rows on a pool of threads, and `time_workers` measures a computation against
+the number of workers it is given.
+
+The experiment code imports numpy, the math modules and threadpoolctl only (no plotting).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import statistics
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from course_lib.attention import attention_weights
+from course_lib.shapes import as_float_array, check_count, check_mask, float_dtype
 
 __all__ = [
     "median_time",
     "time_sweep",
+    "time_workers",
+    "parallel_attention",
     "peak_memory",
     "memory_sweep",
     "attention_flops",
     "rnn_flops",
     "flop_crossover",
-    "fit_power_law",
+    "steps_on_lanes",
     "rnn_computation_graph",
     "attention_computation_graph",
     "sequential_steps",
@@ -59,6 +73,30 @@ def time_sweep(
     return np.array([median_time(setup(n), repeat) for n in ns])
 
 
+def time_workers(
+    calls: Mapping[str, Callable[[int], object]], workers: Sequence[int], repeat: int = 5
+) -> dict[str, np.ndarray]:
+    """The shortest wall-clock time of `repeat` calls of calls[name](w), for each name and each
+    number of workers w: {name: array of shape (len(workers),)}, in seconds.
+
+    Made for speed-ups on a machine that other programs share. The runs are interleaved: each
+    of the `repeat` rounds times every (name, w) once, after one warm-up round, so a burst of
+    load slows down runs with every number of workers alike instead of all the runs of one.
+    And the fastest run is kept rather than the median: other programs only ever add time, and
+    with several workers a run is slowed as soon as any one of its cores is taken, so the
+    fastest run is the one closest to what the workers themselves can do.
+    """
+    durations: dict[tuple[str, int], list[float]] = {(n, w): [] for n in calls for w in workers}
+    for round_ in range(repeat + 1):  # round 0 is the warm-up: not recorded
+        for w in workers:
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call(w)
+                if round_:
+                    durations[name, w].append(time.perf_counter() - start)
+    return {name: np.array([min(durations[name, w]) for w in workers]) for name in calls}
+
+
 def peak_memory(fn: Callable[[], object]) -> int:
     """The peak number of bytes allocated while fn() runs (numpy reports its buffers to
     tracemalloc, so the n × n weights show up)."""
@@ -73,6 +111,121 @@ def peak_memory(fn: Callable[[], object]) -> int:
 def memory_sweep(setup: Callable[[int], Callable[[], object]], ns: Sequence[int]) -> np.ndarray:
     """`peak_memory(setup(n))` for each n in ns: shape (len(ns),), in bytes."""
     return np.array([peak_memory(setup(n)) for n in ns])
+
+
+# --- attention on several cores ------------------------------------------------------------
+
+SCORE_BLOCK_BYTES = 2**20
+"""The most bytes of scores one worker holds at once (a block of query rows × all n_k keys):
+1 MiB, about one core's L2 cache on current processors, so that the softmax's several passes
+over a block read it from the cache; and large enough that each block's matrix products are
+big ones (64 rows at n_k = 4096 in float32)."""
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The thread pools of the libraries loaded in this process (numpy's BLAS among them)."""
+    return ThreadpoolController()
+
+
+_ONE_CALL_AT_A_TIME = threading.Lock()  # the BLAS thread limit is global to the process
+
+
+def parallel_attention(
+    Q: np.ndarray,
+    K: np.ndarray,
+    V: np.ndarray,
+    mask: np.ndarray | None = None,
+    workers: int | None = None,
+) -> np.ndarray:
+    """O = softmax(Q Kᵀ / √d_k) V, computed as independent blocks of query rows on `workers`
+    threads (default: os.cpu_count()).
+
+    Output row i is o_i = Σ_j α_ij v_j with α_ij = softmax_j(q_i · k_j / √d_k): it needs q_i
+    and all of K and V, and nothing from any other query row. So the rows can be cut into
+    blocks, each block's outputs computed on its own, in any order and at the same time,
+    and written side by side: O[rows] = softmax(Q[rows] Kᵀ / √d_k) V. An RNN has no such cut:
+    h_t needs h_{t−1}.
+
+    numpy releases the GIL inside its matrix products and element-wise loops, so threads run
+    on separate cores. While the pool runs, the BLAS library is held at one thread
+    (threadpoolctl) and restored afterwards, so that what runs in parallel is the workers and
+    not BLAS's own threads. Each worker holds one block of scores at a time, at most
+    SCORE_BLOCK_BYTES (and at least one row): the whole n_q × n_k matrix is never built.
+    Concurrent calls from several threads run one after another.
+
+    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), V (..., n_k, d_v), leading batch axes
+    broadcast; mask (n_q, n_k) or broadcastable, boolean, True = may attend. Returns O
+    (..., n_q, d_v) in the inputs' common float dtype (float64 for integers), equal to
+    `attention_weights(Q, K, mask) @ V`: a row whose every position is blocked gives zeros.
+    Raises ValueError when the shapes do not fit or workers is not a positive whole number;
+    TypeError for inputs that are not numbers. Source: Vaswani et al. (2017), section 4.
+    """
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    workers = check_count((os.cpu_count() or 1) if workers is None else workers, "workers")
+    batch, mask = _attention_shapes(Q, K, V, mask)
+    n_q, n_k, d_v = Q.shape[-2], K.shape[-2], V.shape[-1]
+    dtype = float_dtype(Q, K, V)
+    B = math.prod(batch)  # the sequences, one after the other: (B, n, d), views where possible
+    Q, K, V = (np.broadcast_to(M, (*batch, *M.shape[-2:])).reshape(B, *M.shape[-2:])
+               for M in (Q, K, V))
+    if mask is not None:
+        mask = np.broadcast_to(mask, (*batch, n_q, n_k)).reshape(B, n_q, n_k)
+    O = np.zeros((B, n_q, d_v), dtype=dtype)
+
+    def attend(sequences: slice, rows: slice) -> None:
+        # o_i for the query rows `rows` of some sequences: their own q_i, all of their K and V
+        blocked = None if mask is None else mask[sequences, rows]  # (sequences, rows, n_k)
+        weights = attention_weights(Q[sequences, rows], K[sequences], blocked)  # same shape
+        np.matmul(weights, V[sequences], out=O[sequences, rows], dtype=dtype)  # (.., rows, d_v)
+
+    per_block, rows = _block_shape(B, n_q, n_k, dtype.itemsize, workers)
+    blocks = [(slice(b, b + per_block), slice(i, i + rows))
+              for b in range(0, B, per_block) for i in range(0, n_q, rows)]
+    with _ONE_CALL_AT_A_TIME, _blas().limit(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(lambda block: attend(*block), blocks):  # re-raises a worker's error
+                pass
+    return O.reshape(*batch, n_q, d_v)
+
+
+def _attention_shapes(
+    Q: np.ndarray, K: np.ndarray, V: np.ndarray, mask: np.ndarray | None
+) -> tuple[tuple[int, ...], np.ndarray | None]:
+    """The batch shape of O and the checked mask, or a ValueError in the course's words."""
+    if Q.shape[-1] != K.shape[-1] or K.shape[-2] != V.shape[-2]:
+        raise ValueError(
+            f"Q {Q.shape}, K {K.shape} and V {V.shape} do not fit: Q and K need the same width "
+            "d_k, and K and V the same number of rows n_k (one value per key)."
+        )
+    try:
+        batch = np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"the leading (batch) axes of Q {Q.shape[:-2]}, K {K.shape[:-2]} and V "
+            f"{V.shape[:-2]} do not match."
+        ) from None
+    if mask is None:
+        return batch, None
+    scores = (*batch, Q.shape[-2], K.shape[-2])
+    mask = check_mask(mask, scores)
+    return np.broadcast_shapes(mask.shape, scores)[:-2], mask
+
+
+def _block_shape(
+    sequences: int, n_q: int, n_k: int, itemsize: int, workers: int
+) -> tuple[int, int]:
+    """(sequences, query rows) per block: scores of at most SCORE_BLOCK_BYTES (at least one
+    row), and enough blocks for every worker to get one. Short sequences are grouped, several
+    whole ones per block (fewer, larger blocks: less of the Python overhead each block pays
+    while holding the GIL); long ones are cut into blocks of rows."""
+    rows_fit = max(1, SCORE_BLOCK_BYTES // max(1, n_k * itemsize))
+    if sequences >= workers and rows_fit >= n_q:
+        return max(1, min(rows_fit // max(1, n_q), math.ceil(sequences / workers))), max(1, n_q)
+    shared = math.ceil(n_q * sequences / workers) if sequences < workers else n_q
+    return 1, max(1, min(rows_fit, shared))
 
 
 # --- counting ------------------------------------------------------------------------------
@@ -96,6 +249,21 @@ def rnn_flops(n: int, d: int) -> int:
     return 4 * n * d**2
 
 
+def steps_on_lanes(flops: int, rounds: int, lanes: int) -> int:
+    """The fewest steps `flops` FLOPs take on `lanes` arithmetic lanes (each does one FLOP per
+    step) when they come in `rounds` rounds that must run one after another, each round's
+    FLOPs all independent: rounds · ⌈flops / (rounds · lanes)⌉.
+
+    A count, not a timing, and a generous one: it ignores memory traffic, the time lanes need
+    to exchange results, and that the additions of a sum wait for each other. The speed-up
+    over one lane is at most flops / steps_on_lanes(...): `lanes` while there is work enough,
+    flops / rounds (the FLOPs of one round) at most, however many lanes.
+    """
+    flops, rounds, lanes = (check_count(v, name) for v, name in
+                            ((flops, "flops"), (rounds, "rounds"), (lanes, "lanes")))
+    return rounds * math.ceil(flops / (rounds * lanes))
+
+
 def flop_crossover(d: int, n_max: int = 1 << 20) -> int:
     """The smallest n at which attention costs more FLOPs than the RNN, found by doubling and
     bisection on `attention_flops(n, d) > rnn_flops(n, d)` (4 n² d > 4 n d² ⟺ n > d)."""
@@ -111,16 +279,6 @@ def flop_crossover(d: int, n_max: int = 1 << 20) -> int:
         else:
             low = middle
     return high
-
-
-def fit_power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The least-squares fit of y ≈ c · x^k on log-log axes: returns (k, c).
-
-    log y = k log x + log c, so k is the slope of the log-log line: the complexity exponent
-    (k = 2 for a cost that quadruples when n doubles).
-    """
-    k, log_c = np.polyfit(np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float)), 1)
-    return float(k), float(np.exp(log_c))
 
 
 # --- sequential steps ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Catalogue for the checker of exercise 07: blockwise_attention (the online softmax).
+"""Catalogue for the checkers of exercise 07: blockwise_attention (the online softmax) and
+attention_rows (one block of query rows, what one worker computes).
 
 Every valid solution must pass, including its peak-memory case; every wrong one must fail with
 the hint that names its mistake; a solution that builds the full n × n matrix fails on memory.
@@ -15,9 +16,9 @@ import pytest
 from catalogue import name_of
 
 from course_lib.attention import blockwise_attention as reference_blockwise
-from course_lib.checks import CHECKS, check_blockwise_attention
+from course_lib.checks import CHECKS, check_attention_rows, check_blockwise_attention
 from course_lib.checks.calling import Outcome, call_learner
-from course_lib.checks.parallelism import MEMORY_LIMIT
+from course_lib.checks.parallelism import MEMORY_LIMIT, MEMORY_N, ROWS_MEMORY_LIMIT
 
 SHORT = 0.3  # seconds: the time limit of the robustness tests
 CHECKER = CHECKS["blockwise_attention"]
@@ -337,15 +338,21 @@ WRONG = [
 
 @pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=name_of)
 def test_rejects(fn, key, hint):
-    result = check_blockwise_attention(fn)
+    _assert_rejected(check_blockwise_attention, fn, key, hint)
+
+
+def _assert_rejected(check, fn, key, hint):
+    result = check(fn)
     assert not result
     assert result.diagnosis == key, result.feedback
     assert hint in result.feedback, result.feedback
 
 
-def test_every_known_mistake_is_recognised_as_itself():
-    for mistake in CHECKER.mistakes:
-        assert CHECKER.check(mistake.compute).diagnosis == mistake.key, mistake.key
+@pytest.mark.parametrize("function", ["blockwise_attention", "attention_rows"])
+def test_every_known_mistake_is_recognised_as_itself(function):
+    checker = CHECKS[function]
+    for mistake in checker.mistakes:
+        assert checker.check(mistake.compute).diagnosis == mistake.key, mistake.key
 
 
 def test_the_full_matrix_passes_every_case_but_the_memory_one():
@@ -451,3 +458,270 @@ def test_endless_loop_is_stopped():
     result = check_blockwise_attention(endless, timeout=SHORT)
     assert time.perf_counter() - begin < 5 * SHORT + 1
     assert result.diagnosis == "timeout"
+
+
+# == attention_rows: one block of query rows, what one worker computes ===========================
+
+ROWS = CHECKS["attention_rows"]
+
+
+def _stable_softmax(S, axis=-1):
+    e = np.exp(S - S.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# -- valid solutions -----------------------------------------------------------------------------
+
+
+def rows_plain(Q, K, V, start, stop):
+    """The exercise's recipe: the block's queries, all of K and V."""
+    S = Q[start:stop] @ K.T / np.sqrt(Q.shape[1])
+    return _stable_softmax(S) @ V
+
+
+def rows_queries_scaled_first(Q, K, V, start, stop):
+    Q_block = Q[start:stop] / math.sqrt(Q.shape[-1])
+    return _stable_softmax(Q_block @ K.T) @ V
+
+
+def rows_einsum(Q, K, V, start, stop):
+    S = np.einsum("id,jd->ij", Q[start:stop], K) / np.sqrt(K.shape[1])
+    return np.einsum("ij,jv->iv", _stable_softmax(S), V)
+
+
+def rows_normalised_after_the_product(Q, K, V, start, stop):
+    """exp(S − max) V first, then divided by the row sums: the same numbers, one step later."""
+    S = Q[start:stop] @ K.T / np.sqrt(Q.shape[1])
+    e = np.exp(S - S.max(axis=1, keepdims=True))
+    return (e @ V) / e.sum(axis=1, keepdims=True)
+
+
+def rows_one_at_a_time(Q, K, V, start, stop):
+    """A Python loop over the rows of the block: never more than one row of scores."""
+    out = np.zeros((stop - start, V.shape[1]))
+    for i in range(start, stop):
+        out[i - start] = _stable_softmax(Q[i] @ K.T / np.sqrt(Q.shape[1])) @ V
+    return out
+
+
+def rows_by_take(Q, K, V, start, stop):
+    Q_block = np.take(Q, np.arange(start, stop), axis=0)
+    weights = _stable_softmax(Q_block @ K.T / np.sqrt(Q.shape[1]))
+    return np.dot(weights, V)
+
+
+def rows_online_over_keys(Q, K, V, start, stop):
+    """Both cuts at once: the block's rows, and its keys 256 at a time (the online softmax)."""
+    return online(Q[start:stop], K, V, 256)
+
+
+def rows_float32(Q, K, V, start, stop):
+    """Computes in float32 and returns float32: judged at float32 precision."""
+    Q32, K32, V32 = (M.astype(np.float32) for M in (Q, K, V))
+    return rows_plain(Q32, K32, V32, start, stop).astype(np.float32)
+
+
+def rows_batch_ready(Q, K, V, start, stop):
+    S = Q[..., start:stop, :] @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+    return _stable_softmax(S, axis=-1) @ V
+
+
+ROWS_VALID = [
+    ROWS.reference,
+    rows_plain,
+    rows_queries_scaled_first,
+    rows_einsum,
+    rows_normalised_after_the_product,
+    rows_one_at_a_time,
+    rows_by_take,
+    rows_online_over_keys,
+    rows_float32,
+    rows_batch_ready,
+]
+
+
+@pytest.mark.parametrize("fn", ROWS_VALID, ids=name_of)
+def test_rows_accepts(fn):
+    result = check_attention_rows(fn)
+    assert result.passed, result.feedback
+
+
+@pytest.mark.parametrize("fn", [ROWS.reference, rows_batch_ready], ids=name_of)
+def test_rows_accepts_harder(fn):
+    result = check_attention_rows(fn, harder=True)
+    assert result.passed, result.feedback
+
+
+def test_rows_harder_names_a_single_sequence_solution():
+    assert check_attention_rows(rows_plain)
+    assert not check_attention_rows(rows_plain, harder=True)
+
+
+def test_rows_blocks_put_together_are_full_attention():
+    """What the exercise shows on its pool: any cut into blocks gives full attention."""
+    rng = np.random.default_rng(3)
+    Q, K, V = (rng.standard_normal((11, 3)) for _ in range(3))
+    full = rows_plain(Q, K, V, 0, 11)
+    for bounds in ([0, 11], [0, 5, 11], [0, 1, 2, 7, 11], list(range(12))):
+        blocks = [rows_plain(Q, K, V, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        np.testing.assert_allclose(np.concatenate(blocks), full, rtol=1e-12)
+    # a softmax over the block's rows (the wrong axis) depends on the cut: not full attention
+    wrong = [rows_softmax_over_the_rows(Q, K, V, a, b) for a, b in [(0, 5), (5, 11)]]
+    assert not np.allclose(np.concatenate(wrong), full)
+
+
+# -- wrong solutions -----------------------------------------------------------------------------
+
+
+def rows_keys_cut_too(Q, K, V, start, stop):
+    S = Q[start:stop] @ K[start:stop].T / np.sqrt(Q.shape[1])
+    return _stable_softmax(S) @ V[start:stop]
+
+
+def rows_softmax_over_the_rows(Q, K, V, start, stop):
+    S = Q[start:stop] @ K.T / np.sqrt(Q.shape[1])
+    return _stable_softmax(S, axis=0) @ V
+
+
+def rows_softmax_over_the_rows_by_hand(Q, K, V, start, stop):
+    S = Q[start:stop] @ K.T / np.sqrt(Q.shape[1])
+    e = np.exp(S - S.max())
+    return e / e.sum(axis=0) @ V
+
+
+def rows_stop_included(Q, K, V, start, stop):
+    return rows_plain(Q, K, V, start, stop + 1)
+
+
+def rows_counted_from_one(Q, K, V, start, stop):
+    S = Q[start + 1:stop + 1] @ K.T / np.sqrt(Q.shape[1])
+    return _stable_softmax(S) @ V
+
+
+def rows_every_row_returned(Q, K, V, start, stop):
+    return rows_plain(Q, K, V, 0, len(Q))
+
+
+def rows_weights_returned(Q, K, V, start, stop):
+    return _stable_softmax(Q[start:stop] @ K.T / np.sqrt(Q.shape[1]))
+
+
+def rows_not_scaled(Q, K, V, start, stop):
+    return _stable_softmax(Q[start:stop] @ K.T) @ V
+
+
+def rows_divided_by_d_k(Q, K, V, start, stop):
+    return _stable_softmax(Q[start:stop] @ K.T / Q.shape[1]) @ V
+
+
+def rows_no_max(Q, K, V, start, stop):
+    e = np.exp(Q[start:stop] @ K.T / np.sqrt(Q.shape[1]))
+    return e / e.sum(axis=1, keepdims=True) @ V
+
+
+def rows_all_computed_then_sliced(Q, K, V, start, stop):
+    return rows_plain(Q, K, V, 0, len(Q))[start:stop]
+
+
+def rows_every_row_kept_then_sliced(Q, K, V, start, stop):
+    """One row at a time, but all n rows of weights kept: n × n numbers in a list."""
+    weights = [_stable_softmax(Q[i] @ K.T / np.sqrt(Q.shape[1])) for i in range(len(Q))]
+    return np.array(weights[start:stop]) @ V
+
+
+def rows_all_scores_in_float16(Q, K, V, start, stop):
+    """All n × n scores in float16 (8 MiB at n = 2048): its values fail first, but its memory
+    alone would fail too: the limit holds for the narrowest float."""
+    S = (Q.astype(np.float16) @ K.astype(np.float16).T)[start:stop].astype(np.float64)
+    return _stable_softmax(S / np.sqrt(Q.shape[1])) @ V
+
+
+ROWS_WRONG = [
+    (rows_keys_cut_too, "keys-cut", "you cut the keys and values to the block too"),
+    (rows_softmax_over_the_rows, "softmax-axis", "the softmax normalises over the wrong axis"),
+    (rows_softmax_over_the_rows_by_hand, "softmax-axis", "over the keys (axis=-1)"),
+    (rows_stop_included, "rows-off-by-one", "leaves out row stop"),
+    (rows_counted_from_one, "rows-off-by-one", "rows are counted from 0"),
+    (rows_every_row_returned, "all-rows", "you returned the outputs of all n query rows"),
+    (rows_weights_returned, "weights-returned", "its outputs are O = α V"),
+    (rows_not_scaled, "no-scaling", "no scaling"),
+    (rows_divided_by_d_k, "divide-by-d_k", "the scale is √d_k"),
+    (rows_no_max, "no-max", "no max subtraction"),
+    (rows_all_computed_then_sliced, "memory", "the scores of all n query rows"),
+    (rows_every_row_kept_then_sliced, "memory", "the scores of all n query rows"),
+]
+
+
+@pytest.mark.parametrize(("fn", "key", "hint"), ROWS_WRONG, ids=name_of)
+def test_rows_rejects(fn, key, hint):
+    _assert_rejected(check_attention_rows, fn, key, hint)
+
+
+def test_rows_memory_case_separates_a_block_from_all_rows():
+    case = next(c for c in ROWS.cases() if c.memory_limit)
+    for fn in (ROWS.reference, rows_plain, rows_normalised_after_the_product):
+        outcome = call_learner(fn, case.args, case.kwargs, measure_memory=True)
+        assert outcome.peak_memory < 0.6 * ROWS_MEMORY_LIMIT, fn.__name__
+    for fn in (rows_all_computed_then_sliced, rows_all_scores_in_float16):
+        outcome = call_learner(fn, case.args, case.kwargs, measure_memory=True)
+        assert outcome.peak_memory > ROWS_MEMORY_LIMIT, fn.__name__
+    result = check_attention_rows(rows_all_computed_then_sliced)
+    assert result.n_passed == result.n_cases - 1  # every value right: only memory fails
+    assert result.feedback == check_attention_rows(rows_all_computed_then_sliced).feedback
+
+
+@pytest.mark.parametrize(
+    ("fn", "key"),
+    [
+        (lambda *a: 1 / 0, "exception"),
+        (lambda *a: None, "type"),
+        (lambda Q, K, V, start, stop: [[0.0]], "type"),
+        (lambda Q, K, V, start, stop: np.full((stop - start, V.shape[1]), np.nan), "nan"),
+    ],
+    ids=["exception", "none", "list", "nan"],
+)
+def test_rows_garbage_gives_a_clean_failure(fn, key):
+    result = check_attention_rows(fn)
+    assert not result and result.diagnosis == key
+    assert "Traceback" not in result.feedback
+
+
+def test_rows_endless_loop_is_stopped():
+    def endless(Q, K, V, start, stop):
+        i = start
+        while i < stop:  # i is never increased
+            Q[i] @ K.T
+        return Q
+
+    begin = time.perf_counter()
+    result = check_attention_rows(endless, timeout=SHORT)
+    assert time.perf_counter() - begin < 5 * SHORT + 1
+    assert result.diagnosis == "timeout"
+
+
+def test_rows_modified_input_is_reported():
+    def scales_q_in_place(Q, K, V, start, stop):
+        Q /= np.sqrt(Q.shape[1])
+        return _stable_softmax(Q[start:stop] @ K.T) @ V
+
+    result = check_attention_rows(scales_q_in_place)
+    assert result.diagnosis == "mutation" and "`Q`" in result.feedback
+
+
+def full_matrix_float16(Q, K, V, block_size):
+    """The full n × n scores in float16, half the bytes of float32, returned as float64."""
+    S = Q.astype(np.float16) @ K.astype(np.float16).T
+    S -= S.max(axis=1, keepdims=True)
+    np.exp(S, out=S)
+    S /= S.sum(axis=1, keepdims=True)
+    return (S @ V.astype(np.float16)).astype(np.float64)
+
+
+def test_a_full_matrix_fails_the_memory_case_in_any_float_dtype():
+    """The limit is below one n × n array of float16, the narrowest float; the valid block
+    traversals stay well below it (test_valid_solutions_stay_well_below_the_limit)."""
+    assert MEMORY_LIMIT < MEMORY_N**2 * np.dtype(np.float16).itemsize
+    case = next(c for c in CHECKER.cases() if c.memory_limit)
+    for fn in (full_matrix_float16, full_matrix_float32, full_matrix):
+        outcome = call_learner(fn, case.args, case.kwargs, measure_memory=True)
+        assert outcome.peak_memory > MEMORY_LIMIT, fn.__name__
