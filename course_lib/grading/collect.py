@@ -8,8 +8,11 @@ from the notebook, so that editing the metadata cannot change what is graded.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +25,9 @@ EXERCISES: dict[str, tuple[str, ...]] = {
     "02_dot_product_scores": ("attention_scores",),
     "03_scaling_and_softmax": ("scale_scores", "softmax", "attention_weights"),
     "04_weighted_sum": ("weighted_sum", "self_attention"),
-    "06_rnn_vs_attention": ("rnn_forward",),
-    "07_parallelism": ("blockwise_attention",),
+    "05_training": ("softmax_backward", "self_attention_backward"),
+    "06_rnn_vs_attention": ("rnn_forward", "rnn_backward"),
+    "07_parallelism": ("attention_rows", "blockwise_attention"),
     "08_masks_heads_and_applications": (
         "causal_mask", "masked_attention_weights", "multi_head_self_attention",
     ),
@@ -38,7 +42,9 @@ RENUMBERED: dict[str, str] = {
 """Exercises released under an earlier number (before lesson 05 on training was added)."""
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
-_DEF = re.compile(r"^\s*def\s+(\w+)\s*\(|\bcheck_(\w+)\s*\(", re.MULTILINE)
+_DEF = re.compile(
+    r"^\s*(?:def\s+(\w+)\s*\(|(\w+)\s*(?::[^=\n]*)?=(?!=))|\bcheck_(\w+)\s*\(", re.MULTILINE
+)
 
 
 @dataclass
@@ -57,49 +63,113 @@ class Submission:
 
 
 def resolve_exercise(selection: str) -> str:
-    """The exercise named by "03", "03_scaling_and_softmax" or "scaling_and_softmax"."""
+    """The exercise named by "03", "3", "03_scaling_and_softmax" or "scaling_and_softmax"
+    (a name released under an earlier number, such as "05_rnn_vs_attention", is renamed).
+    Raises ValueError for an unknown or ambiguous selection."""
+    given = selection.strip()
+    selection = RENUMBERED.get(given, given)
+    if selection.isdigit():
+        selection = f"{int(selection):02d}_"
     matches = [name for name in EXERCISES if name.startswith(selection) or name[3:] == selection]
     if len(matches) != 1:
-        raise ValueError(f"unknown exercise {selection!r}; one of: {', '.join(EXERCISES)}")
+        raise ValueError(f"unknown exercise {given!r}; one of: {', '.join(EXERCISES)}")
     return matches[0]
 
 
 def find_submissions(paths: Iterable[Path]) -> list[Submission]:
     """The notebooks under `paths` (files or folders), sorted, each with a unique name.
 
+    Links are never followed and nothing outside the given paths is read: a notebook that is
+    a symbolic link, or not a regular file (a FIFO, a device), is listed with its problem and
+    never opened. A file given twice (directly and inside a folder) is graded once.
     Raises FileNotFoundError for a path that does not exist."""
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, Path, str]] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            for file in sorted(path.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" not in file.parts and file.is_file():
-                    found.append((file.relative_to(path).as_posix(), file))
-        elif path.is_file():
-            found.append((path.name, path))
+        if path.is_dir() and not path.is_symlink():
+            for folder, folders, files in os.walk(path, followlinks=False):
+                folders[:] = sorted(f for f in folders if f != ".ipynb_checkpoints")
+                entries = sorted(files) + [f for f in folders if f.endswith(".ipynb")]
+                for name in entries:
+                    if name.endswith(".ipynb"):
+                        file = Path(folder) / name
+                        found.append((file.relative_to(path).as_posix(), file, _refused(file)))
+        elif os.path.lexists(path):
+            found.append((path.name, path, _refused(path)))
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+    return _unique(found)
+
+
+def _refused(path: Path) -> str:
+    """Why `path` is not read (a link, not a regular file), or ""."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link (links are not followed: submit the notebook itself)"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return ""
+
+
+def _unique(found: list[tuple[str, Path, str]]) -> list[Submission]:
+    """One Submission per file, each name unique: a name given twice becomes the path as given,
+    then the absolute path, then gets a number."""
+    seen_files: set[tuple[int, int]] = set()
     taken: set[str] = set()
     submissions = []
-    for name, file in found:  # a name given twice: the later one is named by its full path
-        unique = name if name not in taken else file.as_posix()
+    for name, file, problem in found:
+        try:
+            info = os.lstat(file)
+        except OSError:
+            info = None
+        if info is not None and not problem:
+            if (info.st_dev, info.st_ino) in seen_files:
+                continue
+            seen_files.add((info.st_dev, info.st_ino))
+        candidates = [_text(c) for c in (name, file.as_posix(), os.path.abspath(file))]
+        unique = next((c for c in candidates if c not in taken), None)
+        number = 2
+        while unique is None or unique in taken:
+            unique, number = f"{_text(name)} ({number})", number + 1
         taken.add(unique)
-        submissions.append(Submission(unique, file))
+        submissions.append(Submission(unique, file, problem=problem))
     return sorted(submissions, key=lambda s: s.name)
 
 
+def _text(name: str) -> str:
+    """A file name as valid text (bytes that are not UTF-8 shown as \\xNN)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def read_submission(submission: Submission) -> Submission:
-    """Fill in the exercise and the code cells, or the problem that prevents grading."""
+    """Fill in the exercise and the code cells, or the problem that prevents grading.
+
+    Reads at most MAX_NOTEBOOK_BYTES + 1 bytes, from a regular file opened without following
+    links (a file swapped for a link or a FIFO after it was found is refused too)."""
+    if submission.problem:
+        return submission
     try:
-        raw = submission.path.read_bytes()[: MAX_NOTEBOOK_BYTES + 1]
+        raw = _read_bounded(submission.path, MAX_NOTEBOOK_BYTES + 1)
+    except _NotRegularError:
+        submission.problem = "is not a regular file"
+        return submission
+    except _TooLargeError:
+        submission.problem = f"is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+        return submission
     except OSError as error:
-        submission.problem = f"cannot be read ({error.strerror or error})"
+        if error.errno == errno.ELOOP:
+            submission.problem = _refused(submission.path) or "is a symbolic link"
+        else:
+            submission.problem = f"cannot be read ({error.strerror or error})"
         return submission
     if len(raw) > MAX_NOTEBOOK_BYTES:
         submission.problem = f"is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
         return submission
     try:
         notebook = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         submission.problem = f"is not a valid notebook (invalid JSON: {_first_line(error)})"
         return submission
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
@@ -117,7 +187,37 @@ def read_submission(submission: Submission) -> Submission:
     return submission
 
 
+class _NotRegularError(OSError):
+    pass
+
+
+class _TooLargeError(OSError):
+    pass
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file, never following a link, never blocking."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegularError(path)
+        if info.st_size >= limit:  # a sparse 4 GB file is not read: its size says enough
+            raise _TooLargeError(path)
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(descriptor, min(2**20, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
 def _code_cells(cells: Sequence[Any]) -> list[tuple[int, str]]:
+    """(index, source) of each code cell, as written: IPython runs them in the sandbox."""
     code = []
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -126,18 +226,8 @@ def _code_cells(cells: Sequence[Any]) -> list[tuple[int, str]]:
         if isinstance(source, list):
             source = "".join(part for part in source if isinstance(part, str))
         if isinstance(source, str):
-            code.append((index, _without_magics(source)))
+            code.append((index, source))
     return code
-
-
-def _without_magics(source: str) -> str:
-    """IPython-only lines (%magic, !shell) do not run in plain Python: made comments."""
-    if source.lstrip().startswith("%%"):
-        return ""
-    return "\n".join(
-        "# " + line if line.lstrip().startswith(("%", "!")) else line
-        for line in source.split("\n")
-    )
 
 
 def _recognise(metadata: Any, cells: Sequence[tuple[int, str]]) -> str:
@@ -146,7 +236,8 @@ def _recognise(metadata: Any, cells: Sequence[tuple[int, str]]) -> str:
     exercise = RENUMBERED.get(exercise, exercise) if isinstance(exercise, str) else None
     if exercise in EXERCISES:
         return exercise
-    named = {m.group(1) or m.group(2) for _, code in cells for m in _DEF.finditer(code)}
+    named = {m.group(1) or m.group(2) or m.group(3) for _, code in cells
+             for m in _DEF.finditer(code)}
     counts = {exercise: len(named & set(functions)) for exercise, functions in EXERCISES.items()}
     best = max(counts.values())
     winners = [exercise for exercise, count in counts.items() if count == best]

@@ -8,7 +8,12 @@ from typing import TextIO
 
 from course_lib.grading.judge import Graded
 
-__all__ = ["ProgressBar", "summary_table"]
+__all__ = ["ProgressBar", "summary_table", "printable"]
+
+
+def printable(text: str) -> str:
+    """`text` on one line: control characters (a newline in a file name) escaped as \\n, \\x1b."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ProgressBar:
@@ -22,12 +27,13 @@ class ProgressBar:
 
     def __call__(self, done: int, total: int, graded: Graded) -> None:
         if not self.live:
-            print(f"[{done}/{total}] {graded.submission}: {graded.score}/{graded.max_score} "
+            print(f"[{done}/{total}] {printable(graded.submission)}: "
+                  f"{graded.score}/{graded.max_score} "
                   f"{graded.status_kind}", file=self.stream, flush=True)
             return
         filled = self.width * done // max(total, 1)
         bar = "█" * filled + "░" * (self.width - filled)
-        name = graded.submission[-30:]
+        name = printable(graded.submission)[-30:]
         self.stream.write(f"\r\x1b[2Kgrading {bar} {done}/{total}  {name}")
         if done == total:
             self.stream.write("\n")
@@ -38,7 +44,8 @@ def summary_table(graded: Sequence[Graded], isolation: str) -> str:
     """A plain-text table: one line per submission, then the totals and the isolation."""
     header = ("submission", "exercise", "score", "status")
     rows = [
-        (g.submission, g.exercise or "?", f"{g.score}/{g.max_score}", _short(g.status, 70))
+        (printable(g.submission), g.exercise or "?", f"{g.score}/{g.max_score}",
+         _short(printable(g.status), 70))
         for g in graded
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
@@ -52,7 +59,8 @@ def summary_table(graded: Sequence[Graded], isolation: str) -> str:
     for g in graded:
         kinds[g.status_kind] = kinds.get(g.status_kind, 0) + 1
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-    lines += ["", f"{len(graded)} submissions graded ({counts}).", f"Isolation: {isolation}"]
+    noun = "submission" if len(graded) == 1 else "submissions"
+    lines += ["", f"{len(graded)} {noun} graded ({counts}).", f"Isolation: {isolation}"]
     return "\n".join(lines)
 
 

@@ -1,25 +1,40 @@
 """Writing the gradebook: gradebook.csv, gradebook.json and feedback/<submission>.md.
 
-Every file is written atomically (a temporary file in the same folder, then `os.replace`), so
-a reader never sees half a gradebook. Nothing in them depends on the time or the order in which
-submissions finished, so grading the same folder again gives the same files.
+Every file is written atomically (a temporary file with a short name in the same folder, then
+`os.replace`), so a reader never sees half a gradebook. Nothing in them depends on the time or
+the order in which submissions finished, so grading the same folder again gives the same files.
+
+Names come from learners, so each is made safe for where it goes: a feedback file name is made
+of safe characters, at most about 100 bytes, and unique in the batch (even on a file system
+that ignores case); in gradebook.csv a cell that a spreadsheet would evaluate as a formula
+(starting with = + - @, a tab or a carriage return) is prefixed with an apostrophe, as the
+OWASP guidance on CSV injection says; in the Markdown feedback, control characters and
+backticks are escaped. gradebook.json holds the names as they are (JSON escapes them).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from course_lib.grading.collect import EXERCISES
+from course_lib.grading.console import printable
 from course_lib.grading.judge import Graded
 
-__all__ = ["columns", "write_gradebook", "feedback_markdown", "feedback_name", "check_writable"]
+__all__ = ["columns", "write_gradebook", "feedback_markdown", "feedback_name", "feedback_names",
+           "check_writable", "csv_safe"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_STEM_BYTES = 96
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def columns(graded: Sequence[Graded]) -> list[str]:
@@ -37,16 +52,23 @@ def check_writable(out: Path) -> None:
         pass
 
 
-def write_gradebook(out: Path, graded: Sequence[Graded], settings: dict[str, Any]) -> None:
-    """Write the three kinds of files into `out` (feedback first, the CSV last)."""
+def write_gradebook(out: Path, graded: Sequence[Graded], settings: dict[str, Any],
+                    skipped: dict[str, str] | None = None) -> None:
+    """Write the three kinds of files into `out` (feedback first, the CSV last).
+
+    skipped: notebooks of other exercises than the one graded (submission -> exercise), listed
+    in gradebook.json only."""
     check_writable(out)
+    names = feedback_names([g.submission for g in graded])
     for g in graded:
-        _write_atomic(out / "feedback" / feedback_name(g.submission), feedback_markdown(g))
+        _write_atomic(out / "feedback" / names[g.submission], feedback_markdown(g))
     header = columns(graded)
     document = {
         "settings": settings,
         "columns": header,
-        "submissions": [_as_json(g) for g in graded],
+        "submissions": [_as_json(g, names[g.submission]) for g in graded],
+        "skipped": [{"submission": name, "exercise": exercise}
+                    for name, exercise in sorted((skipped or {}).items())],
     }
     _write_atomic(out / "gradebook.json",
                   json.dumps(document, indent=2, ensure_ascii=False) + "\n")
@@ -54,23 +76,59 @@ def write_gradebook(out: Path, graded: Sequence[Graded], settings: dict[str, Any
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     for g in graded:
-        writer.writerow(_row(g))
+        writer.writerow({key: csv_safe(value) for key, value in _row(g).items()})
     _write_atomic(out / "gradebook.csv", buffer.getvalue())
 
 
 def feedback_name(submission: str) -> str:
-    """feedback/<name>.md for a submission "alice/03.ipynb" -> "alice__03.md"."""
-    stem = submission.removesuffix(".ipynb").replace("/", "__").replace("\\", "__")
+    """The feedback file's name for one submission: "alice/03.ipynb" -> "alice__03.md".
+
+    Only letters, digits, `.`, `_` and `-` (other characters become `_`), at most about 100
+    bytes; when anything had to change, a short hash of the whole name keeps it distinct."""
+    original = submission.removesuffix(".ipynb").replace("/", "__").replace("\\", "__")
+    stem = _UNSAFE.sub("_", original).lstrip(".-") or "notebook"
+    if stem != original or len(stem) > _MAX_STEM_BYTES:
+        stem = f"{stem[:_MAX_STEM_BYTES]}-{_digest(submission)}"
     return f"{stem}.md"
+
+
+def feedback_names(submissions: Sequence[str]) -> dict[str, str]:
+    """Each submission's feedback file name, unique in the batch even where case is ignored
+    ("alice/03.ipynb" and "alice__03.ipynb" do not share a report)."""
+    names = {s: feedback_name(s) for s in submissions}
+    for _ in range(3):
+        counts: dict[str, int] = {}
+        for name in names.values():
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+        clashes = [s for s, name in names.items() if counts[name.lower()] > 1]
+        if not clashes:
+            return names
+        for rank, s in enumerate(sorted(clashes)):
+            stem = names[s].removesuffix(".md")[:_MAX_STEM_BYTES]
+            names[s] = f"{stem}-{_digest(f'{rank}:{s}')}.md"
+    raise ValueError("feedback file names could not be made unique")
+
+
+def csv_safe(value: Any) -> Any:
+    """A gradebook.csv cell that no spreadsheet evaluates: text starting with = + - @, a tab or
+    a carriage return gets a leading apostrophe (OWASP, CSV injection)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
 def feedback_markdown(g: Graded) -> str:
     """The report a learner reads: the score, then each function's check, then notes."""
     exercise = f"exercise **{g.exercise}**" if g.exercise else "exercise not recognised"
+    title = printable(g.submission).replace("`", "'")
     lines = [
-        f"# Feedback on `{g.submission}`",
+        f"# Feedback on `{title}`",
         "",
-        f"{exercise} · score **{g.score} / {g.max_score}** · status: {g.status}",
+        f"{exercise} · score **{g.score} / {g.max_score}** · status: {printable(g.status)}",
         "",
     ]
     if g.results:
@@ -102,10 +160,10 @@ def _row(g: Graded) -> dict[str, Any]:
     return row
 
 
-def _as_json(g: Graded) -> dict[str, Any]:
+def _as_json(g: Graded, feedback_file: str) -> dict[str, Any]:
     return {
         **_row(g),
-        "feedback_file": f"feedback/{feedback_name(g.submission)}",
+        "feedback_file": f"feedback/{feedback_file}",
         "checks": {
             name: {
                 "passed": result.passed,
@@ -121,8 +179,7 @@ def _as_json(g: Graded) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                           suffix=".partial")
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".partial")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)

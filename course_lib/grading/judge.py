@@ -10,6 +10,7 @@ of memory or ended the process, functions that are missing or use the course's o
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -21,8 +22,13 @@ from course_lib.grading.sandbox import Limits, SandboxReport
 
 __all__ = ["Graded", "judge", "ungraded", "STATUS_KINDS"]
 
-STATUS_KINDS = ("ok", "timeout", "memory", "crashed", "unreadable")
-"""From least to most severe; a submission's status is its most severe event."""
+STATUS_KINDS = ("ran", "ran with errors", "timeout", "memory", "crashed", "unreadable")
+"""From least to most severe; a submission's status is its most severe event. "ran": every
+cell ran without an error (with the functions still stubs listed: "ran: softmax is not
+implemented yet"); "ran with errors": it ran, but a cell raised an error or a function is
+missing; the others say why it did not run to the end."""
+
+_SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 
 
 @dataclass
@@ -32,7 +38,7 @@ class Graded:
     submission: str
     exercise: str
     results: dict[str, CheckResult]
-    status: str = "ok"  # "ok", or "<kind>: <reason>; <reason>"
+    status: str = "ran"  # "ran", or "<kind>: <reason>; <reason>"
     notes: list[str] = field(default_factory=list)
     isolation: str = ""
 
@@ -63,7 +69,7 @@ def ungraded(submission: Submission, problem: str, functions: tuple[str, ...],
 
 
 def judge(submission: Submission, report: SandboxReport, limits: Limits,
-          isolation: str) -> Graded:
+          isolation: str, seed: int | None = None) -> Graded:
     """Judge what the sandbox reported for `submission` with the course's checkers."""
     events: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -79,33 +85,41 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
               "outside your notebook)" for m in top_level if m not in reference]
     results: dict[str, CheckResult] = {}
     for name in submission.functions:
-        result, event = _judge_function(name, report, limits)
+        result, event = _judge_function(name, report, limits, seed)
+        if result.diagnosis == "missing":
+            result = _unrunnable_cell(name, submission, report, result)
+            if result.diagnosis == "cell-not-run":
+                event = ("ran with errors", f"{name} is not defined (its cell could not run)")
         blocked = sorted({m for m, function in report.blocked if function == name})
         if blocked and not result.passed:
-            event = ("ok", f"{name} uses {', '.join(blocked)}, which is not available when "
-                     "grading")
+            event = ("ran with errors", f"{name} uses {', '.join(blocked)}, which is not "
+                     "available when grading")
             result = dataclasses.replace(
                 result, diagnosis="uses-course-code",
                 hint=f"your function uses {', '.join(blocked)}, the course's own code, which is "
                 "not available when your notebook is graded: write the function yourself.",
             )
         elif reference and not result.passed:
-            kind, text = event or ("ok", f"{name} fails")
+            kind, text = event or ("ran with errors", f"{name} fails")
             event = (kind, f"{text} (the notebook imports {', '.join(reference)}, which is not "
                      "available when grading)")
         results[name] = result
         if event is not None:
             events.append(event)
     events += report.events
+    errors = sum(kind == "error" for kind, _ in report.cells.values())
+    if errors and not events:
+        many = "s" if errors > 1 else ""
+        events.append(("ran with errors", f"{errors} cell{many} raised an error (see the notes)"))
     return Graded(submission.name, submission.exercise, results, _status(events), notes,
                   isolation)
 
 
 def _judge_function(
-    name: str, report: SandboxReport, limits: Limits
+    name: str, report: SandboxReport, limits: Limits, seed: int | None = None
 ) -> tuple[CheckResult, tuple[str, str] | None]:
     checker = CHECKS[name]
-    cases = checker.cases()
+    cases = checker.cases(seed=seed)
     if name in report.missing:
         found = report.missing[name]
         what = "" if found == "NoneType" else f" (`{name}` is a {found}, not a function)"
@@ -114,7 +128,7 @@ def _judge_function(
             f"not found: the notebook does not define the function `{name}`{what}.",
             hint=f"define it with `def {name}(...):` in the notebook, with exactly this name.",
             diagnosis="missing",
-        ), ("ok", f"{name} is not defined")
+        ), ("ran with errors", f"{name} is not defined")
     if name in report.not_reached:
         reason = report.not_reached[name]
         return CheckResult(name, False, 0, len(cases), f"not graded: {reason}.",
@@ -127,12 +141,33 @@ def _judge_function(
             error=ErrorInfo("NotRun", "this case was not run")
         )
 
-    result = checker.run(caller, timeout=limits.case_timeout)
+    result = checker.run(caller, timeout=limits.case_timeout, seed=seed)
     return result, _function_event(name, outcomes.values(), result, limits)
+
+
+def _unrunnable_cell(name: str, submission: Submission, report: SandboxReport,
+                     result: CheckResult) -> CheckResult:
+    """`result` of a missing function, saying so when the cell defining it could not run
+    (a SyntaxError or IndentationError): the learner fixes that cell, not the name."""
+    defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", re.MULTILINE)
+    for index, code in submission.cells:
+        kind, text = report.cells.get(index, ("", ""))
+        error = text.removeprefix("raised ").split(":", 1)[0]
+        if kind == "error" and error in _SYNTAX_ERRORS and defines.search(code):
+            return dataclasses.replace(
+                result, summary=f"not run: the cell defining `{name}` (cell {index + 1}) "
+                f"could not run: it {text}.",
+                hint=f"fix the {error} in cell {index + 1} (at the line given), run the cell "
+                "again, then its check.",
+                diagnosis="cell-not-run",
+            )
+    return result
 
 
 def _function_event(name: str, outcomes: Iterable[Outcome], result: CheckResult,
                     limits: Limits) -> tuple[str, str] | None:
+    if result.diagnosis == "not-implemented":  # the released stub: an untouched notebook
+        return "ran", f"{name} is not implemented yet"
     if result.diagnosis == "timeout":
         return "timeout", f"{name} did not finish a case in {limits.case_timeout:g} s"
     errors = [outcome.error.type for outcome in outcomes if outcome.error is not None]
@@ -147,6 +182,6 @@ def _function_event(name: str, outcomes: Iterable[Outcome], result: CheckResult,
 
 def _status(events: list[tuple[str, str]]) -> str:
     if not events:
-        return "ok"
+        return "ran"
     kind = max((kind for kind, _ in events), key=STATUS_KINDS.index)
     return f"{kind}: " + "; ".join(text for _, text in events)

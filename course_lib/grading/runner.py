@@ -1,32 +1,34 @@
 """Runs inside the sandbox: execute a submission's code cells, call its functions on the cases.
 
-    python -I -S runner.py JOB_DIR OUT_DIR NUMPY_DIR
+    python -I -S runner.py SITE_PACKAGES FD GO    (the job on stdin, the results on FD)
 
-JOB_DIR/job.npz (read-only) holds the code cells, the functions to call and their cases'
-inputs (plain numbers, see wire.py), the time limits and what to skip. The runner
+The job (one frame of wire.py on stdin) holds the code cells, the functions to call and their
+cases' inputs (plain numbers), the time limits and what to skip. The runner
 
 1. blocks `course_lib`: `import course_lib.checks` gives a stub whose `check_*` functions do
    nothing (the notebook's check cells still run), any other part of course_lib (the
    reference implementation) raises ModuleNotFoundError, and each attempt is reported;
-2. executes the code cells in order in one namespace, each with a time limit (a cell that
-   raises, exits or runs too long is reported and the next one runs);
+2. executes the code cells in order in one IPython shell, as JupyterLab's kernel would (cell
+   and line magics, `!` commands, continuation lines: IPython's own input transformation),
+   each with a time limit (a cell that raises, exits or runs too long is reported and the next
+   one runs);
 3. calls each function on its cases through `calling.call_learner` (copies of the inputs, time
-   limit, exceptions as data) and writes each case's outcome to OUT_DIR/results/F/i.npz.
+   limit, exceptions as data) and sends each case's outcome back as a frame. Before a case
+   whose memory is measured, it waits for a byte on descriptor GO: the grader first notes the
+   memory the whole submission holds (the kernel's accounting, which nothing here can fake).
 
-OUT_DIR/progress.jsonl says what is running, so that the grader, which enforces the hard
-limits from outside, knows which step a killed process was in. Nothing here decides a grade.
+Every message goes to file descriptor FD, a pipe the grader reads with bounded frames, so that
+the grader, which enforces the hard limits from outside, knows which step a killed process was
+in. Nothing here decides a grade, and nothing sent from here is trusted by the grader.
 
-Imports only the standard library, numpy and its two neighbours copied into the sandbox
-(calling.py and wire.py): never course_lib.
+Imports only the standard library, numpy, IPython and its two neighbours copied into the
+sandbox (calling.py and wire.py): never course_lib.
 """
 
 from __future__ import annotations
 
-import builtins
 import importlib.abc
 import importlib.machinery
-import json
-import linecache
 import os
 import posix
 import signal
@@ -41,6 +43,10 @@ _real_exit = posix._exit
 
 class ProcessExit(BaseException):
     """Raised instead of ending the process when the learner's code calls os._exit."""
+
+
+class CellTimeOut(BaseException):
+    """Raised in a cell by the runner's alarm (the grader also kills a cell from outside)."""
 
 
 class _Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -81,80 +87,118 @@ def _exit(*args: Any, **kwargs: Any) -> None:
     raise ProcessExit(*args)
 
 
-def main(job_dir: str, out_dir: str, numpy_dir: str) -> None:
-    sys.path.append(numpy_dir)  # site-packages without its .pth files: no course_lib there
+def main(site_packages: str, results_fd: int, go_fd: int) -> None:
+    sys.path.append(site_packages)  # without its .pth files: no course_lib there
     import calling
     import numpy as np  # noqa: F401 - imported before the learner's code can touch sys.path
     import wire
 
-    progress = open(os.path.join(out_dir, "progress.jsonl"), "a", buffering=1)  # noqa: SIM115
-    dumps, write = json.dumps, progress.write
+    # bound here, before the learner's code runs: patching the modules cannot reach these
+    send, encode, decode, read = wire.send, wire.encode, wire.decode, os.read
+    call_learner = calling.call_learner
 
-    def report(event: dict[str, Any]) -> None:
-        write(dumps(event) + "\n")
+    def report(event: dict[str, Any], arrays: list[Any] = ()) -> None:  # type: ignore[assignment]
+        send(results_fd, event, arrays)
 
-    job, inputs = wire.load(os.path.join(job_dir, "job.npz"))
+    job, inputs = _read_job(wire)
+    shell = _shell()
+    sys.path.insert(0, "")  # as in a kernel: modules the notebook writes (%%writefile) import
     sys.meta_path.insert(0, _Blocker(report))
     for name in [m for m in sys.modules if m.split(".")[0] == "course_lib"]:
         del sys.modules[name]
     os._exit = posix._exit = _exit  # type: ignore[assignment]
 
-    namespace: dict[str, Any] = {
-        "__name__": "__main__", "__builtins__": builtins, "display": lambda *a, **k: None,
-    }
     for cell in job["cells"]:
         if cell["index"] in job["skip_cells"]:
             continue
         report({"e": "cell", "i": cell["index"]})
-        filename = f"/notebook/cell-{cell['index']}"
-        source = cell["source"]
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        try:
-            code = compile(source, filename, "exec")
-        except BaseException as error:  # noqa: BLE001 - a syntax error in the learner's cell
-            report({"e": "cell-end", "i": cell["index"], "error": _error(error)})
-            continue
-        outcome = calling.call_learner(lambda code=code: exec(code, namespace), (),
-                                       timeout=job["cell_timeout"])
-        report({"e": "cell-end", "i": cell["index"], "timed_out": outcome.timed_out,
-                "error": _outcome_error(outcome)})
+        timed_out, error = _run_cell(shell, cell["source"], job["cell_timeout"])
+        report({"e": "cell-end", "i": cell["index"], "timed_out": timed_out, "error": error})
 
     for function in job["functions"]:
         name = function["name"]
         if name in job["skip_functions"]:
             continue
-        fn = namespace.get(name)
+        fn = shell.user_ns.get(name)
         if not callable(fn):
             report({"e": "missing", "f": name, "kind": type(fn).__name__})
             continue
-        folder = os.path.join(out_dir, "results", name)
-        os.makedirs(folder, exist_ok=True)
         for i, case in enumerate(function["cases"]):
-            report({"e": "call", "f": name, "i": i})
-            args = [(arg, wire.decode(tree, inputs)) for arg, tree in case["args"]]
-            kwargs = {arg: wire.decode(tree, inputs) for arg, tree in case["kwargs"]}
+            args = [(arg, decode(tree, inputs)) for arg, tree in case["args"]]
+            kwargs = {arg: decode(tree, inputs) for arg, tree in case["kwargs"]}
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
             def call(*a: Any, fn: Any = fn, **k: Any) -> Any:
                 arrays: list[Any] = []
-                return wire.encode(fn(*a, **k), arrays), arrays
+                return encode(fn(*a, **k), arrays), arrays
 
-            outcome = calling.call_learner(
+            report({"e": "call", "f": name, "i": i})
+            if case["measure_memory"]:
+                read(go_fd, 1)  # the grader has noted the memory in use
+            outcome = call_learner(
                 call, args, kwargs, job["case_timeout"],
                 measure_memory=case["measure_memory"],
             )
             tree, arrays = outcome.value if outcome.returned else (None, [])
-            meta = {
-                "value": tree, "error": _outcome_error(outcome),
-                "timed_out": outcome.timed_out, "mutated": list(outcome.mutated),
-                "peak_memory": outcome.peak_memory,
-            }
-            wire.save(os.path.join(folder, f"{i}.npz"), meta, arrays)
+            report({
+                "e": "result", "f": name, "i": i, "value": tree,
+                "error": _outcome_error(outcome), "timed_out": outcome.timed_out,
+                "mutated": list(outcome.mutated), "peak_memory": outcome.peak_memory,
+            }, arrays)
             if outcome.timed_out:
                 break  # the checker stops at the first case that times out
         report({"e": "function-end", "f": name})
     report({"e": "done"})
+
+
+def _read_job(wire: Any) -> tuple[dict[str, Any], list[Any]]:
+    reader = wire.FrameReader()
+    while True:
+        chunk = os.read(0, 2**20)
+        if not chunk:
+            raise SystemExit("the job was not received")
+        messages = reader.feed(chunk)
+        if messages:
+            return messages[0]
+
+
+def _shell() -> Any:
+    """An IPython shell as a kernel has one (no history file, plain tracebacks)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    class KernelLikeShell(InteractiveShell):
+        def enable_gui(self, gui: Any = None) -> None:
+            """No GUI event loop: `%matplotlib inline` draws with Agg, as in a kernel."""
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.InteractiveShell.colors = "NoColor"
+    config.InteractiveShell.xmode = "Plain"
+    return KernelLikeShell.instance(config=config)
+
+
+def _run_cell(shell: Any, source: str, timeout: float) -> tuple[bool, dict[str, str] | None]:
+    """Run one cell as JupyterLab would; (timed out, the error it raised as plain data)."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CellTimeOut
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        result = shell.run_cell(source, store_history=True)
+        error = result.error_before_exec or result.error_in_exec
+    except CellTimeOut as stopped:  # the alarm fired in IPython's own code around the cell
+        error = stopped
+    except BaseException as other:  # noqa: BLE001 - an exit or error that escaped the shell
+        error = other
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    if isinstance(error, CellTimeOut):
+        return True, None
+    return False, _error(error) if error is not None else None
 
 
 def _outcome_error(outcome: Any) -> dict[str, str] | None:
@@ -166,11 +210,12 @@ def _outcome_error(outcome: Any) -> dict[str, str] | None:
 
 def _error(error: BaseException) -> dict[str, str]:
     line = getattr(error, "lineno", None)
-    return {"type": type(error).__name__, "message": str(error)[:300],
-            "line": f"line {line}" if line else ""}
+    message = error.msg if isinstance(error, SyntaxError) and error.msg else str(error)
+    return {"type": type(error).__name__, "message": str(message)[:300],
+            "line": f"line {line}" if isinstance(line, int) else ""}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
     sys.stdout.flush()
     _real_exit(0)  # skips the learner's atexit handlers and threads

@@ -1,32 +1,51 @@
 """The sandbox: one submission's code in its own process, limited and isolated from outside.
 
-`run_in_sandbox(job, limits, isolation)` runs runner.py (with calling.py and wire.py copied
-next to it) in a fresh temporary directory and returns what the learner's functions returned
-on each case, as plain data. Enforced from here, never from inside the learner's process:
+`run_in_sandbox(job, limits, isolation, reaper)` is a pipeline, read top to bottom:
+
+1. prepare: a private temporary folder with a copy of the runner (runner.py, calling.py,
+   wire.py) and an empty working folder; the job (cells, cases) as one frame of wire.py;
+2. run: start the runner (under bubblewrap when available) in a fresh control group, give it
+   the job on its stdin, read its messages from a pipe while enforcing the limits from
+   outside; when it is killed or ends during a cell or a call, start again without that step
+   while time remains; every process it started is ended after each attempt;
+3. read back: what the learner's functions returned on each case, as plain data
+   (`SandboxReport`); anything malformed on the pipe marks the submission
+   `crashed: unreadable results` and nothing it sent is used;
+4. clean up: the temporary folder goes, whatever the submission left in it;
+
+and the judging (judge.py) happens in the grader's process (`grading.grade_one` reads as the
+whole pipeline: prepare the job, run it here, judge). What crosses the boundary, and why
+each field is safe, is documented in BOUNDARY.md next to this module.
+
+Enforced from here, never from inside the learner's process:
 
 - wall-clock: the whole run gets `limits.timeout` seconds; a cell or a case that overruns its
-  own limit (the runner's alarm, which the learner could defeat) is killed from outside after
-  a grace period, and the run is restarted without it while time remains;
-- memory: RLIMIT_AS, set in the child before it starts (inherited by all its processes);
-- isolation (bubblewrap): a read-only view of the file system except the temporary directory,
-  the course package and the solutions hidden, no network, its own process tree (every process
-  in it dies with it). Without bubblewrap: the limits only, and `Isolation.name == "none"`;
-- every process it started ends: the process group is killed, then any process that still
-  carries this run's marker in its environment (one that left the group).
+  own limit by the grader's clock is killed after a grace period (the runner's own alarm is
+  only a courtesy the learner could defeat);
+- memory and processes: the run's control group (cgroups.py: `memory` and `pids`, the whole
+  process tree together), and RLIMIT_AS per process in every mode;
+- isolation (bubblewrap): the sandbox sees only the Python runtime it runs (read-only), the
+  shared libraries and programs it needs (read-only), its own copy of the runner and its
+  working folder, and a private /tmp; no network, its own process tree (every process in it
+  dies with it). Without bubblewrap: the limits only, and `Isolation.name == "none"`;
+- every process it started ends: the control group is killed, and the grader is the child
+  subreaper of everything (reaper.py), in every mode.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import resource
+import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,23 +53,27 @@ from typing import Any
 
 import numpy as np
 
-import course_lib
 from course_lib.checks import calling
 from course_lib.checks.calling import ErrorInfo, Outcome
 from course_lib.checks.core import Case
-from course_lib.grading import wire
+from course_lib.grading import cgroups, wire
+from course_lib.grading.reaper import Reaper
 
 __all__ = ["Limits", "Isolation", "Job", "SandboxReport", "detect_isolation", "run_in_sandbox"]
 
 _HERE = Path(__file__).resolve().parent
 _MAX_ATTEMPTS = 6
-_MAX_PROGRESS_BYTES = 2**20
 _FILE_SIZE_LIMIT = 256 * 2**20
+_MAX_STREAM_BYTES = 128 * 2**20
+KERNEL_MARGIN = 4 * 2**20
+"""Bytes the kernel may count during a measured call beyond what the function allocates (pages
+the interpreter touches, copied on write); a full n × n array of the memory case is 8 MiB even
+in float16, and 32 MiB in float64."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """timeout: seconds for a whole submission; memory_mb: address space of its process."""
+    """timeout: seconds for a whole submission; memory_mb: its memory (all its processes)."""
 
     timeout: float = 60.0
     memory_mb: int = 2048
@@ -75,6 +98,7 @@ class Limits:
 class Isolation:
     name: str  # "bwrap" or "none"
     description: str
+    limits: str = ""  # the kernel's per-submission limits in force, "" when none
 
     @property
     def isolated(self) -> bool:
@@ -82,8 +106,10 @@ class Isolation:
 
     @property
     def label(self) -> str:
-        """For the gradebook's isolation column: "bwrap" or "none (no isolation)"."""
-        return self.name if self.isolated else "none (no isolation)"
+        """For the gradebook's isolation column: the sandbox, then the limits in force."""
+        sandbox = self.name if self.isolated else "none (no isolation)"
+        limits = self.limits or _fallback_limits()
+        return f"{sandbox}; {limits}"
 
 
 @dataclass(frozen=True)
@@ -104,14 +130,18 @@ class SandboxReport:
     cells: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (kind, text)
     blocked: list[tuple[str, str]] = field(default_factory=list)  # (module, function or "")
     events: list[tuple[str, str]] = field(default_factory=list)  # (status kind, reason)
+    unreadable: str = ""  # why the sandbox's messages could not be read ("" when they could)
 
 
 @functools.cache
 def detect_isolation(prefer: str = "auto") -> Isolation:
-    """bubblewrap when it works here (and `prefer` is not "none"), else no isolation."""
+    """bubblewrap when it works here (and `prefer` is not "none"), else no isolation; and the
+    control groups this machine allows, in every mode."""
+    groups = cgroups.detect()
+    limits = f"{groups.description} per submission" if groups else ""
     bwrap = shutil.which("bwrap")
     if prefer != "none" and bwrap:
-        probe = [bwrap, *_BWRAP_BASE, "true"]
+        probe = [bwrap, *_bwrap_view(), "true"]
         try:
             ok = subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
         except (OSError, subprocess.SubprocessError):
@@ -119,363 +149,598 @@ def detect_isolation(prefer: str = "auto") -> Isolation:
         if ok:
             return Isolation(
                 "bwrap",
-                "bwrap: read-only file system except its temporary directory, no network, "
-                "own process tree",
+                "bwrap: sees only the Python runtime (read-only), its own folder and a private "
+                "/tmp; no network, own process tree" + (f"; {limits}" if limits else ""),
+                limits,
             )
     why = "bubblewrap (bwrap) is not installed" if not bwrap else "bubblewrap cannot run here"
     if prefer == "none":
         why = "isolation turned off"
     return Isolation(
         "none", f"no isolation: {why}; only the time and memory limits apply"
+        + (f" ({limits})" if limits else ""), limits,
     )
 
 
-_BWRAP_BASE = (
-    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-    "--unshare-all", "--die-with-parent", "--new-session",
-)
-
-
-def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation) -> SandboxReport:
-    """Run the job in a fresh temporary directory; always returns, never raises for the
-    learner's code."""
-    root = Path(tempfile.mkdtemp(prefix="course-grade-"))
+def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation,
+                   reaper: Reaper | None = None) -> SandboxReport:
+    """Prepare, run, read back. Always returns, never raises for the learner's code, and
+    always removes its temporary folder."""
+    run = _prepare(job, limits, isolation, reaper or Reaper())
     try:
-        return _Run(job, limits, isolation, root).run()
+        _run(run)
+        return _read_back(run)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(run.root)
 
 
+# -- 1. prepare --------------------------------------------------------------------------------
+
+
+@dataclass
 class _Run:
-    def __init__(self, job: Job, limits: Limits, isolation: Isolation, root: Path) -> None:
-        self.job, self.limits, self.isolation, self.root = job, limits, isolation, root
-        self.lib, self.jobdir, self.work, self.out = (
-            root / "lib", root / "job", root / "work", root / "out"
-        )
-        for folder in (self.lib, self.jobdir, self.work):
-            folder.mkdir()
-        for source in (_HERE / "runner.py", _HERE / "wire.py", Path(calling.__file__)):
-            shutil.copyfile(source, self.lib / source.name)
-        self.report = SandboxReport()
-        self.skip_cells: set[int] = set()
-        self.done: set[str] = set()
-        self.deadline = time.monotonic() + limits.timeout
+    job: Job
+    limits: Limits
+    isolation: Isolation
+    reaper: Reaper
+    root: Path
+    report: SandboxReport = field(default_factory=SandboxReport)
+    skip_cells: set[int] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)  # functions finished (or given up)
+    deadline: float = 0.0
+
+    @property
+    def lib(self) -> Path:
+        return self.root / "lib"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+
+def _prepare(job: Job, limits: Limits, isolation: Isolation, reaper: Reaper) -> _Run:
+    root = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    run = _Run(job, limits, isolation, reaper, root, deadline=time.monotonic() + limits.timeout)
+    run.lib.mkdir()
+    for source in (_HERE / "runner.py", _HERE / "wire.py", Path(calling.__file__)):
+        shutil.copyfile(source, run.lib / source.name)
+    return run
+
+
+def _job_frame(run: _Run) -> bytes:
+    arrays: list[np.ndarray] = []
+    functions = [
+        {
+            "name": name,
+            "cases": [
+                {
+                    "args": [[arg, wire.encode(value, arrays)] for arg, value in case.args],
+                    "kwargs": [[k, wire.encode(v, arrays)] for k, v in case.kwargs.items()],
+                    "measure_memory": case.memory_limit is not None,
+                }
+                for case in cases
+            ],
+        }
+        for name, cases in run.job.functions.items()
+    ]
+    return wire.frame({
+        "cells": [{"index": index, "source": source} for index, source in run.job.cells],
+        "functions": functions,
+        "skip_cells": sorted(run.skip_cells),
+        "skip_functions": sorted(run.done),
+        "cell_timeout": run.limits.cell_timeout,
+        "case_timeout": run.limits.case_timeout,
+    }, arrays)
+
+
+# -- 2. run ------------------------------------------------------------------------------------
+
+
+def _run(run: _Run) -> None:
+    """Attempts until the runner finishes, or no attempt can get further."""
+    for _ in range(_MAX_ATTEMPTS):
+        attempt = _Attempt(run)
+        attempt.execute()
+        if attempt.finished or run.report.unreadable:
+            return
+        if not _interrupted(run, attempt) or run.deadline - time.monotonic() < 0.5:
+            return
+
+
+class _Attempt:
+    """One start of the runner: its process, its pipe, what it said, how it ended."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
         self.step: dict[str, Any] | None = None  # the cell or call running now
-        self.step_seen, self.finished = 0.0, False
+        self.step_seen = time.monotonic()
+        self.finished = False
+        self.ending = ""
+        self.oom = False
+        self.group: cgroups.Group | None = None
+        self.go = -1  # a byte on it lets a measured case start
+        self.baseline: int | None = None  # the group's memory when the measured case started
+        self.measured: set[tuple[str, int]] = set()
+        self.reader = wire.FrameReader(_MAX_STREAM_BYTES)
+        cases = sum(len(c) for c in run.job.functions.values())
+        self.budget = 8 * (len(run.job.cells) + cases + len(run.job.functions)) + 64
 
-    def run(self) -> SandboxReport:
-        for _ in range(_MAX_ATTEMPTS):
-            finished, step, ending = self._attempt()
-            if finished:
-                return self.report
-            retry = self._interrupted(step, ending)
-            if not retry or self.deadline - time.monotonic() < 0.5:
-                break
-        for name in self.job.functions:
-            if name not in self.done:
-                self.report.not_reached[name] = (
-                    f"the time limit of {self.limits.timeout:g} s was reached before "
-                    f"`{name}` could be called"
-                )
-        return self.report
-
-    # -- one attempt ------------------------------------------------------------------------
-
-    def _write_job(self) -> None:
-        arrays: list[np.ndarray] = []
-        functions = [
-            {
-                "name": name,
-                "cases": [
-                    {
-                        "args": [[arg, wire.encode(value, arrays)] for arg, value in case.args],
-                        "kwargs": [[k, wire.encode(v, arrays)] for k, v in case.kwargs.items()],
-                        "measure_memory": case.memory_limit is not None,
-                    }
-                    for case in cases
-                ],
-            }
-            for name, cases in self.job.functions.items()
-        ]
-        meta = {
-            "cells": [{"index": index, "source": source} for index, source in self.job.cells],
-            "functions": functions,
-            "skip_cells": sorted(self.skip_cells),
-            "skip_functions": sorted(self.done),
-            "cell_timeout": self.limits.cell_timeout,
-            "case_timeout": self.limits.case_timeout,
-        }
-        wire.save(str(self.jobdir / "job.npz"), meta, arrays)
-
-    def _attempt(self) -> tuple[bool, dict[str, Any] | None, str]:
-        """Run the sandbox once: (finished, the step it was in when it ended, how it ended)."""
-        self._write_job()
-        shutil.rmtree(self.out, ignore_errors=True)
-        self.out.mkdir()
-        marker = uuid.uuid4().hex
-        process = subprocess.Popen(
-            self._command(),
-            cwd=self.work,
-            env=self._environment(marker),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=functools.partial(_set_limits, self.limits.memory_mb * 2**20),
-        )
-        progress = _Progress(self.out / "progress.jsonl")
-        self.step, self.step_seen, self.finished = None, time.monotonic(), False
-        ending = ""
+    def execute(self) -> None:
+        run = self.run
+        shutil.rmtree(run.work, ignore_errors=True)
+        run.work.mkdir()
+        self.group = group = _group(run.limits)
+        results, results_writer = os.pipe()
+        go_reader, self.go = os.pipe()
+        process = None
         try:
-            while True:
-                code = process.poll()
-                for event in progress.read():
-                    self._absorb(event)
-                if code is not None:
-                    break
-                now = time.monotonic()
-                limit = self._step_limit(self.step)
-                if now >= self.deadline:
-                    ending = "deadline"
-                elif limit is not None and now - self.step_seen > limit + self.limits.grace:
-                    ending = "step-timeout"
-                if ending:
-                    break
-                time.sleep(0.02)
+            process = run.reaper.start(lambda: subprocess.Popen(
+                _command(run, results_writer, go_reader), cwd=run.work,
+                env=_environment(run), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+                pass_fds=(results_writer, go_reader),
+                preexec_fn=functools.partial(_child_setup, run.limits.memory_mb * 2**20, group,
+                                             _process_cap() if group is None else None),
+            ))
+            for descriptor in (results_writer, go_reader):
+                os.close(descriptor)
+            results_writer = go_reader = -1
+            os.set_blocking(results, False)
+            self._watch(process, results)
         finally:
-            _kill_all(process, marker)
-        for event in progress.read():
-            self._absorb(event)
-        if not ending and not self.finished:
-            ending = _describe_exit(process.returncode)
-        return self.finished, self.step, ending
+            for descriptor in (results_writer, go_reader):
+                if descriptor >= 0:
+                    os.close(descriptor)
+            if process is not None:
+                _end(process, group)
+                run.reaper.finished(process)
+            self._drain(results)
+            os.close(results)
+            os.close(self.go)
+            if group is not None:
+                self.oom = group.out_of_memory()
+                group.remove()
+        if not self.ending and not self.finished and process is not None:
+            self.ending = _describe_exit(process.returncode)
 
-    def _step_limit(self, step: dict[str, Any] | None) -> float | None:
-        if step is None:
-            return None
-        return self.limits.cell_timeout if step["e"] == "cell" else self.limits.case_timeout
+    def _watch(self, process: subprocess.Popen[bytes], results: int) -> None:
+        """Feed the job, read the messages, enforce the time limits (the grader's clock)."""
+        pending = memoryview(_job_frame(self.run))
+        stdin = process.stdin.fileno() if process.stdin else -1
+        if stdin >= 0:
+            os.set_blocking(stdin, False)
+        while True:
+            writers = [stdin] if pending else []
+            readable, writable, _ = select.select([results], writers, [], 0.02)
+            if writable:
+                try:
+                    pending = pending[os.write(stdin, pending[:65536]):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    pending = memoryview(b"")
+                if not pending and process.stdin:
+                    process.stdin.close()
+            if readable and not self._receive(results):  # the end of the stream
+                try:
+                    process.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+                return
+            if self.run.report.unreadable:
+                self.ending = "unreadable"
+                return
+            now = time.monotonic()
+            limit = _step_limit(self.run.limits, self.step)
+            if now >= self.run.deadline:
+                self.ending = "deadline"
+            elif limit is not None and now - self.step_seen > limit + self.run.limits.grace:
+                self.ending = "step-timeout"
+            if self.ending or (process.poll() is not None and not readable):
+                return
 
-    def _command(self) -> list[str]:
-        python = [sys.executable, "-I", "-S", str(self.lib / "runner.py"),
-                  str(self.jobdir), str(self.out), _numpy_path()]
-        if not self.isolation.isolated:
-            return python
-        command = ["bwrap", *_BWRAP_BASE]
-        for needed in _paths_under_tmp():  # the fresh /tmp above would hide them
-            command += ["--ro-bind", str(needed), str(needed)]
-        for hidden in _hidden_paths():
-            command += ["--tmpfs", str(hidden)]
-        command += ["--ro-bind", str(self.lib), str(self.lib),
-                    "--ro-bind", str(self.jobdir), str(self.jobdir),
-                    "--bind", str(self.work), str(self.work),
-                    "--bind", str(self.out), str(self.out),
-                    "--chdir", str(self.work)]
-        return command + python
+    def _drain(self, results: int) -> None:
+        """Read what the ended sandbox left in the pipe (at most a few reads)."""
+        for _ in range(16):
+            if self.run.report.unreadable or not select.select([results], [], [], 0)[0]:
+                return
+            if not self._receive(results):
+                return
 
-    def _environment(self, marker: str) -> dict[str, str]:
-        return {
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.work),
-            "TMPDIR": str(self.work), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg", _MARKER: marker,
-        }
-
-    # -- reading what happened --------------------------------------------------------------
-
-    def _absorb(self, event: dict[str, Any]) -> None:
-        kind, report, step = event.get("e"), self.report, self.step
-        if kind in ("cell", "call"):
-            self.step, self.step_seen = event, time.monotonic()
-        elif kind in ("cell-end", "function-end", "missing"):
-            self.step = None
-        elif kind == "done":
-            self.finished = True
-        if kind == "cell-end":
-            index, error = int(event["i"]), event.get("error")
-            if event.get("timed_out"):
-                report.cells[index] = ("timeout", f"ran longer than "
-                                       f"{self.limits.cell_timeout:g} s and was stopped")
-            elif isinstance(error, dict):
-                report.cells[index] = _cell_error(error, self.limits.memory_mb)
-        elif kind == "missing":
-            name = str(event["f"])
-            if name in self.job.functions:
-                report.missing[name] = str(event.get("kind", ""))[:60]
-                self.done.add(name)
-        elif kind == "function-end":
-            name = str(event["f"])
-            if name in self.job.functions:
-                self._collect(name)
-                self.done.add(name)
-        elif kind == "blocked":
-            function = str(step["f"]) if step and step.get("e") == "call" else ""
-            entry = (str(event.get("module", ""))[:80], function)
-            if entry not in report.blocked:
-                report.blocked.append(entry)
-
-    def _collect(self, name: str) -> None:
-        outcomes = self.report.outcomes.setdefault(name, {})
-        for index in range(len(self.job.functions[name])):
-            path = self.out / "results" / name / f"{index}.npz"
-            if path.exists() and index not in outcomes:
-                outcomes[index] = _read_outcome(path)
-
-    def _interrupted(self, step: dict[str, Any] | None, ending: str) -> bool:
-        """The process ended (or was killed) during `step`: record it, skip it next time.
-        Returns whether another attempt may get further."""
-        if ending == "deadline":
-            why = f"stopped at the time limit of {self.limits.timeout:g} s"
-            kind = "timeout"
-        elif ending == "step-timeout":
-            why, kind = "did not stop at its time limit and was killed", "timeout"
-        else:
-            why, kind = f"ended the process ({ending})", "crashed"
-        if step is None:
-            self.report.events.append((kind, f"the notebook's process {why}"))
-            return False
-        if step["e"] == "cell":
-            index = int(step["i"])
-            self.skip_cells.add(index)
-            self.report.cells[index] = (kind, why)
+    def _receive(self, results: int) -> bool:
+        """Read what is there; False at the end of the stream."""
+        try:
+            chunk = os.read(results, 2**20)
+        except BlockingIOError:
             return True
-        name, index = str(step["f"]), int(step["i"])
-        self._collect(name)
-        self.done.add(name)
-        if kind == "timeout":
-            outcome = Outcome(timed_out=True)
-        else:
-            outcome = Outcome(error=ErrorInfo("ProcessEnded", f"your function {why}"))
-        self.report.outcomes.setdefault(name, {})[index] = outcome
+        if not chunk:
+            return False
+        try:
+            messages = self.reader.feed(chunk)
+            self.budget -= len(messages)
+            if self.budget < 0:
+                raise wire.WireError("far more messages than the job can produce")
+            for header, arrays in messages:
+                _absorb(self, header, arrays)
+        except (wire.WireError, KeyError, TypeError, ValueError, RecursionError) as error:
+            self.run.report.unreadable = str(error)[:200] or type(error).__name__
         return True
 
 
-# -- helpers ----------------------------------------------------------------------------------
-
-_MARKER = "COURSE_GRADER_RUN"
-
-
-class _Progress:
-    """Reads the runner's progress.jsonl as it grows (bounded; bad lines are ignored)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.partial = path, 0, b""
-
-    def read(self) -> list[dict[str, Any]]:
-        import json
-
-        if self.offset >= _MAX_PROGRESS_BYTES:
-            return []
-        try:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                chunk = file.read(_MAX_PROGRESS_BYTES - self.offset)
-        except OSError:
-            return []
-        self.offset += len(chunk)
-        lines = (self.partial + chunk).split(b"\n")
-        self.partial = lines.pop()
-        events = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
-
-
-def _read_outcome(path: Path) -> Outcome:
+def _group(limits: Limits) -> cgroups.Group | None:
+    controllers = cgroups.detect()
+    if controllers is None:
+        return None
     try:
-        meta, arrays = wire.load(str(path))
-        error = meta.get("error")
-        return Outcome(
-            value=wire.decode(meta["value"], arrays) if meta.get("value") else None,
-            error=ErrorInfo(str(error["type"])[:80], str(error["message"])[:300],
-                            str(error.get("line", ""))[:200]) if error else None,
-            timed_out=bool(meta.get("timed_out")),
-            mutated=tuple(str(name) for name in meta.get("mutated", ())),
-            peak_memory=int(meta["peak_memory"]) if meta.get("peak_memory") is not None
-            else None,
-        )
-    except Exception as error:  # noqa: BLE001 - a damaged file is the learner's doing
-        return Outcome(error=ErrorInfo("UnreadableResult", f"the result could not be read "
-                                       f"({type(error).__name__})"))
+        return cgroups.Group(controllers, limits.memory_mb * 2**20)
+    except OSError:
+        return None
 
 
-def _cell_error(error: dict[str, Any], memory_mb: int) -> tuple[str, str]:
-    kind, message = str(error.get("type", "")), str(error.get("message", ""))[:200]
-    if kind == "MemoryError":
-        return "memory", f"ran out of memory (limit {memory_mb} MB)"
-    if kind in ("SystemExit", "ProcessExit"):
-        call = "sys.exit" if kind == "SystemExit" else "os._exit"
-        return "crashed", f"called {call}({message}); ignored, the next cells were run"
-    line = str(error.get("line", ""))[:120]
-    return "error", f"raised {kind}: {message}" + (f" ({line})" if line else "")
+def _fallback_limits() -> str:
+    if os.geteuid() == 0:
+        return ("rlimits only (address space per process; no process limit: root, and no "
+                "control group)")
+    return ("rlimits only (address space per process; processes of this user limited to "
+            f"those running now + {2 * cgroups.MAX_PROCESSES})")
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        return f"killed by signal {signal.Signals(-code).name}"
-    return f"exit status {code}"
+def _process_cap() -> int | None:
+    """Without a control group, as a user other than root: RLIMIT_NPROC, which counts every
+    process of the user, so the cap is what runs now plus MAX_PROCESSES per sandbox."""
+    if os.geteuid() == 0:
+        return None  # root is not limited by RLIMIT_NPROC
+    uid, running = str(os.getuid()), 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == int(uid):
+                running += 1
+        except OSError:
+            continue
+    return running + 2 * cgroups.MAX_PROCESSES
 
 
-def _set_limits(memory_bytes: int) -> None:
-    """In the child, before it runs anything: the limits every process it starts inherits."""
+def _child_setup(memory_bytes: int, group: cgroups.Group | None,
+                 process_cap: int | None = None) -> None:
+    """In the child, before it runs anything: its group and the limits every process it
+    starts inherits."""
+    if group is not None:
+        group.join()
+    if process_cap is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_SIZE_LIMIT, _FILE_SIZE_LIMIT))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file: an error, not a kill
 
 
-def _kill_all(process: subprocess.Popen[bytes], marker: str) -> None:
-    """End the sandbox's process group, then every process that still carries `marker`."""
+def _end(process: subprocess.Popen[bytes], group: cgroups.Group | None) -> None:
+    """End the sandbox: its process group, its control group, then reap it."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if group is not None:
+        group.kill()
     process.wait()
-    needle = f"{_MARKER}={marker}".encode()
-    for _ in range(3):  # a process may fork while we look: look again
-        found = False
-        for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                found = True
-                try:
-                    os.kill(int(entry.name), signal.SIGKILL)
-                except OSError:
-                    pass
-        if not found:
-            return
-        time.sleep(0.05)
+
+
+def _command(run: _Run, results_fd: int, go_fd: int) -> list[str]:
+    python = [sys.executable, "-I", "-S", str(run.lib / "runner.py"), _site_packages(),
+              str(results_fd), str(go_fd)]
+    if not run.isolation.isolated:
+        return python
+    command = ["bwrap", *_bwrap_view()]
+    command += ["--ro-bind", str(run.lib), str(run.lib),
+                "--bind", str(run.work), str(run.work),
+                "--chdir", str(run.work)]
+    return command + python
+
+
+def _environment(run: _Run) -> dict[str, str]:
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(run.work), "TMPDIR": "/tmp" if run.isolation.isolated else str(run.work),
+        "IPYTHONDIR": str(run.work / ".ipython"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+    }
+
+
+def _step_limit(limits: Limits, step: dict[str, Any] | None) -> float | None:
+    if step is None:
+        return None
+    return limits.cell_timeout if step["e"] == "cell" else limits.case_timeout
+
+
+def _interrupted(run: _Run, attempt: _Attempt) -> bool:
+    """The process ended (or was killed) during a step: record it, skip it next time.
+    Returns whether another attempt may get further."""
+    step, ending = attempt.step, attempt.ending
+    if ending == "deadline":
+        why, kind = f"stopped at the time limit of {run.limits.timeout:g} s", "timeout"
+    elif ending == "step-timeout":
+        why, kind = "did not stop at its time limit and was killed", "timeout"
+    elif attempt.oom:
+        why, kind = f"ran out of memory (limit {run.limits.memory_mb} MB)", "memory"
+    else:
+        why, kind = f"ended the process ({ending})", "crashed"
+    if step is None:
+        run.report.events.append((kind, f"the notebook's process {why}"))
+        return False
+    if step["e"] == "cell":
+        index = int(step["i"])
+        run.skip_cells.add(index)
+        run.report.cells[index] = (kind, why)
+        return True
+    name, index = str(step["f"]), int(step["i"])
+    run.done.add(name)
+    if kind == "timeout":
+        outcome = Outcome(timed_out=True)
+    elif kind == "memory":
+        outcome = Outcome(error=ErrorInfo("MemoryError", f"your function {why}"))
+    else:
+        outcome = Outcome(error=ErrorInfo("ProcessEnded", f"your function {why}"))
+    run.report.outcomes.setdefault(name, {})[index] = outcome
+    return True
+
+
+# -- 3. read back ------------------------------------------------------------------------------
+
+
+def _absorb(attempt: _Attempt, event: dict[str, Any], arrays: list[np.ndarray]) -> None:
+    """One message from the sandbox, every field checked (KeyError, TypeError, ValueError or
+    WireError when malformed)."""
+    run, report = attempt.run, attempt.run.report
+    kind = _text(event, "e")
+    if kind == "cell":
+        attempt.step, attempt.step_seen = {"e": "cell", "i": _cell(run, event)}, time.monotonic()
+    elif kind == "cell-end":
+        index, error = _cell(run, event), _error(event.get("error"))
+        attempt.step = None
+        if _flag(event, "timed_out"):
+            report.cells[index] = ("timeout", f"ran longer than {run.limits.cell_timeout:g} s "
+                                   "and was stopped")
+        elif error is not None:
+            report.cells[index] = _cell_error(error, run.limits.memory_mb)
+    elif kind == "call":
+        name, index = _case(run, event)
+        attempt.step, attempt.step_seen = {"e": "call", "f": name, "i": index}, time.monotonic()
+        if run.job.functions[name][index].memory_limit is not None:
+            _start_measuring(attempt, (name, index))
+    elif kind == "result":
+        name, index = _case(run, event)
+        step = attempt.step or {}
+        if (step.get("e"), step.get("f"), step.get("i")) != ("call", name, index):
+            raise wire.WireError("a result for a case that was not running")
+        elapsed = time.monotonic() - attempt.step_seen
+        outcome = _outcome(run, event, arrays, elapsed)
+        if run.job.functions[name][index].memory_limit is not None:
+            outcome.peak_memory = _measured_peak(attempt, outcome.peak_memory)
+        report.outcomes.setdefault(name, {})[index] = outcome
+        attempt.step = None
+    elif kind in ("missing", "function-end"):
+        name = _function(run, event)
+        if kind == "missing":
+            report.missing[name] = _text(event, "kind")[:60]
+        attempt.step = None
+        run.done.add(name)
+    elif kind == "blocked":
+        step = attempt.step or {}
+        entry = (_text(event, "module")[:80], str(step["f"]) if step.get("e") == "call" else "")
+        if entry not in report.blocked:
+            report.blocked.append(entry)
+    elif kind == "done":
+        attempt.finished = True
+    else:
+        raise wire.WireError(f"an unknown message {kind[:20]!r}")
+
+
+def _start_measuring(attempt: _Attempt, case: tuple[str, int]) -> None:
+    """Note what the submission holds now (the kernel's count), then let the case start.
+    Once per case: a forged early `call` only leaves the real one waiting (and timed out)."""
+    if case in attempt.measured:
+        return
+    attempt.measured.add(case)
+    attempt.baseline = None
+    if attempt.group is not None:
+        try:
+            attempt.baseline = attempt.group.start_measuring()
+        except (OSError, ValueError):
+            attempt.baseline = None
+    try:
+        os.write(attempt.go, b"g")
+    except OSError:
+        pass
+
+
+def _measured_peak(attempt: _Attempt, reported: int | None) -> int | None:
+    """The case's peak memory: the larger of what the learner's process reported (tracemalloc,
+    fine-grained but forgeable) and what the kernel counted for the whole submission during
+    the call, less a margin for the interpreter's own pages (coarse, not forgeable)."""
+    if attempt.group is None or attempt.baseline is None:
+        return reported
+    try:
+        kernel = attempt.group.peak() - attempt.baseline - KERNEL_MARGIN
+    except (OSError, ValueError):
+        return reported
+    return max(reported or 0, kernel)
+
+
+def _outcome(run: _Run, event: dict[str, Any], arrays: list[np.ndarray],
+             elapsed: float) -> Outcome:
+    """A case's outcome; whether it ran too long is decided by the grader's clock."""
+    name, index = _case(run, event)
+    case = run.job.functions[name][index]
+    mutated = event.get("mutated")
+    if not isinstance(mutated, list) or not set(mutated) <= set(case.inputs):
+        raise wire.WireError("a list of modified inputs that are not the case's inputs")
+    peak = event.get("peak_memory")
+    if peak is not None and (type(peak) is not int or peak < 0):
+        raise wire.WireError("a peak memory that is not a number of bytes")
+    error = _error(event.get("error"))
+    timed_out = _flag(event, "timed_out") or elapsed > run.limits.case_timeout + run.limits.grace
+    value = wire.decode(event["value"], arrays) if event.get("value") is not None else None
+    return Outcome(
+        value=value if error is None and not timed_out else None,
+        error=ErrorInfo(*error) if error else None, timed_out=timed_out,
+        mutated=tuple(mutated), peak_memory=peak,
+    )
+
+
+def _read_back(run: _Run) -> SandboxReport:
+    report = run.report
+    if report.unreadable:
+        return SandboxReport(events=[("crashed", f"unreadable results ({report.unreadable})")],
+                             unreadable=report.unreadable)
+    for name in run.job.functions:
+        if name not in run.done:
+            report.not_reached[name] = (
+                f"the time limit of {run.limits.timeout:g} s was reached before "
+                f"`{name}` could be called"
+            )
+    return report
+
+
+def _text(event: dict[str, Any], key: str) -> str:
+    value = event[key]
+    if not isinstance(value, str):
+        raise wire.WireError(f"{key!r} is not text")
+    return value
+
+
+def _flag(event: dict[str, Any], key: str) -> bool:
+    value = event.get(key, False)
+    if not isinstance(value, bool):
+        raise wire.WireError(f"{key!r} is not true or false")
+    return value
+
+
+def _cell(run: _Run, event: dict[str, Any]) -> int:
+    index = event["i"]
+    if type(index) is not int or index not in {i for i, _ in run.job.cells}:
+        raise wire.WireError("a cell that is not in the notebook")
+    return index
+
+
+def _function(run: _Run, event: dict[str, Any]) -> str:
+    name = _text(event, "f")
+    if name not in run.job.functions:
+        raise wire.WireError("a function that is not graded")
+    return name
+
+
+def _case(run: _Run, event: dict[str, Any]) -> tuple[str, int]:
+    name, index = _function(run, event), event["i"]
+    if type(index) is not int or not 0 <= index < len(run.job.functions[name]):
+        raise wire.WireError("a case that does not exist")
+    return name, index
+
+
+def _error(error: Any) -> tuple[str, str, str] | None:
+    if error is None:
+        return None
+    if not isinstance(error, dict):
+        raise wire.WireError("an error that is not a record")
+    return (_text(error, "type")[:80], _text(error, "message")[:300],
+            str(error.get("line", ""))[:200])
+
+
+_INTERNAL_PLACE = re.compile(r"\s*\((?:<[^>]*>|[^()]*\.py), line \d+\)$")
+"""Where Python says a SyntaxError was: "(<ipython-input-2-b1350>, line 3)", the grader's own
+file name, and a line number given again apart."""
+
+
+def _cell_error(error: tuple[str, str, str], memory_mb: int) -> tuple[str, str]:
+    kind, message, line = error
+    message = _INTERNAL_PLACE.sub("", message[:200])
+    if kind == "MemoryError":
+        return "memory", f"ran out of memory (limit {memory_mb} MB)"
+    if kind in ("SystemExit", "ProcessExit"):
+        call = "sys.exit" if kind == "SystemExit" else "os._exit"
+        return "crashed", f"called {call}({message}); ignored, the next cells were run"
+    return "error", f"raised {kind}: {message}" + (f" ({line[:120]})" if line else "")
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+# -- 4. clean up -------------------------------------------------------------------------------
+
+
+def _remove(root: Path) -> None:
+    """Remove the run's folder whatever the submission left in it (FIFOs, links, folders it
+    made unreadable)."""
+
+    def allow(function: Any, path: str, info: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(path), stat.S_IRWXU)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, stat.S_IRWXU)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(root, onerror=allow)
+
+
+# -- what the sandbox can see ------------------------------------------------------------------
 
 
 @functools.cache
-def _numpy_path() -> str:
+def _site_packages() -> str:
     return str(Path(np.__file__).resolve().parent.parent)
 
 
-@functools.cache
-def _paths_under_tmp() -> tuple[Path, ...]:
-    """Python's environment and numpy, when they live under /tmp (a checkout in /tmp, say)."""
-    tmp = Path("/tmp").resolve()
-    paths = {Path(sys.prefix).resolve(), Path(sys.executable).parent, Path(_numpy_path())}
-    return tuple(sorted(p for p in paths if p.is_relative_to(tmp) or p.is_relative_to("/tmp")))
+_PROBE = (
+    "import sys; sys.path.append(sys.argv[1]); import numpy, ctypes, ssl, sqlite3, lzma, bz2, "
+    "zlib, hashlib, decimal, uuid, pyexpat, IPython.core.interactiveshell; "
+    "print('\\n'.join({l.split(maxsplit=5)[5] for l in open('/proc/self/maps') "
+    "if len(l.split(maxsplit=5)) == 6 and '.so' in l}))"
+)
 
 
 @functools.cache
-def _hidden_paths() -> tuple[Path, ...]:
-    """The course package and the exercise solutions: not even readable in the sandbox."""
-    package = Path(course_lib.__file__).resolve().parent
-    needed = [Path(sys.executable).resolve(), Path(_numpy_path()), Path(tempfile.gettempdir())]
-    hidden = []
-    for path in (package, package.parent / "exercises" / "solutions"):
-        if path.is_dir() and not any(p.is_relative_to(path) for p in needed):
-            hidden.append(path)
-    return tuple(hidden)
+def _runtime_paths() -> tuple[str, ...]:
+    """What the runner needs, read-only: the Python runtime and its packages, the folders of
+    the shared libraries it loads (found by a probe that imports them), the programs `!`
+    commands run, and the dynamic loader's cache."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+             Path(sys.executable).parent, Path(_site_packages()), Path("/usr/bin")}
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-S", "-c", _PROBE, _site_packages()],
+                               capture_output=True, text=True, timeout=60)
+        libraries = [Path(line) for line in probe.stdout.splitlines() if line.startswith("/")]
+    except (OSError, subprocess.SubprocessError):
+        libraries = []
+    prefixes = [p for p in paths if p != Path("/usr/bin")]
+    for library in libraries:
+        if not any(library.is_relative_to(p) for p in prefixes):
+            paths.add(library.parent)
+    for extra in ("/usr/lib64", "/etc/ld.so.cache"):
+        if Path(extra).exists():
+            paths.add(Path(extra))
+    ordered = sorted(str(p) for p in paths if p.exists())
+    return tuple(p for p in ordered if not any(p != q and p.startswith(q + "/") for q in ordered))
+
+
+@functools.cache
+def _bwrap_view() -> tuple[str, ...]:
+    """bubblewrap's arguments for the sandbox's view of the file system (before the run's own
+    folders): nothing but the runtime, read-only, on an empty root."""
+    view = ["--unshare-all", "--die-with-parent", "--new-session",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for top in ("/bin", "/sbin", "/lib", "/lib64"):
+        if os.path.islink(top):  # merged /usr: the usual links, to what is bound below
+            view += ["--symlink", os.readlink(top), top]
+    for path in _runtime_paths():
+        view += ["--ro-bind", path, path]
+    return tuple(view)

@@ -1,11 +1,19 @@
-"""The wire format between the grader and its sandbox: plain numbers only, never code.
+"""The wire format between the grader and its sandbox: bounded frames of plain numbers, no code.
 
 A value (a case's inputs, or what a learner's function returned) becomes a small JSON tree
-plus a list of numeric arrays; both are stored in one `.npz` file (the JSON as bytes in the
-entry `meta`) and read back with `allow_pickle=False`, so a file cannot carry code. Objects
-that are not numbers, arrays or tuples/lists of them travel as their type name and a short
-repr only, and come back as a `Opaque` placeholder of the same name, so that the checker can
-still say "your result is a Liar, not a NumPy array".
+plus a list of numeric arrays (`encode`, `decode`). A message travels as one frame on a pipe:
+
+    4 bytes   n, the length of the header (big-endian, at most MAX_HEADER_BYTES)
+    n bytes   the header: a JSON object; its key "arrays" lists [dtype, shape] per array
+    ...       the arrays' raw bytes, one after the other, exactly as many as the header says
+
+Nothing is compressed, nothing is unpickled, and every length is known and bounded before a
+byte of it is read: a frame cannot inflate, and a stream longer than `MAX_STREAM_BYTES` is
+refused. `FrameReader` raises `WireError` on anything malformed; the grader then marks that
+one submission `crashed: unreadable results`. Objects that are not numbers, arrays or
+tuples/lists of them travel as their type name and a short repr only, and come back as an
+`Opaque` placeholder of the same name, so that the checker can still say "your result is a
+Liar, not a NumPy array".
 
 This module imports only the standard library and numpy, on purpose: it is copied next to the
 sandbox's runner, which must not import course_lib.
@@ -14,26 +22,37 @@ sandbox's runner, which must not import course_lib.
 from __future__ import annotations
 
 import json
+import math
 import os
 import reprlib
+import struct
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Opaque", "encode", "decode", "save", "load", "MAX_ARRAY_BYTES", "MAX_FILE_BYTES"]
+__all__ = ["Opaque", "WireError", "FrameReader", "encode", "decode", "frame", "send",
+           "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES", "MAX_STREAM_BYTES"]
 
 MAX_ARRAY_BYTES = 32 * 2**20
 """Larger arrays travel as their shape and dtype only (and fail the shape check)."""
-MAX_FILE_BYTES = 128 * 2**20
-"""A results file larger than this is not read."""
+MAX_HEADER_BYTES = 2**20
+"""The JSON header of one frame."""
+MAX_STREAM_BYTES = 256 * 2**20
+"""Everything one sandbox run may send back, headers and arrays together."""
+_MAX_ARRAYS = 4096  # in one frame (a job holds every case of its functions)
 _MAX_ITEMS = 64
 _MAX_DEPTH = 4
-_KINDS = "biufcUS"  # dtypes that np.save writes without pickle
+_MAX_DIMS = 32
+_KINDS = "biufcUS"  # fixed-size dtypes: raw bytes, no objects
 
 _ndarray, _generic, _asarray = np.ndarray, np.generic, np.asarray  # before learner code runs
-_dumps, _loads, _replace = json.dumps, json.loads, os.replace
+_dumps, _loads, _write, _pack = json.dumps, json.loads, os.write, struct.pack
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
+
+
+class WireError(ValueError):
+    """A frame that does not follow the format (or exceeds its bounds)."""
 
 
 class Opaque:
@@ -48,6 +67,9 @@ class Opaque:
     __str__ = __repr__
 
 
+# -- values -----------------------------------------------------------------------------------
+
+
 def encode(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
     """`value` as a JSON tree; its arrays are appended to `arrays` and referenced by index."""
     if value is None or type(value) is bool:
@@ -60,7 +82,7 @@ def encode(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
         return {"t": "str", "v": value[:200]}
     if isinstance(value, _ndarray | _generic) and _sendable(value):
         array = _asarray(value)
-        if array.nbytes > MAX_ARRAY_BYTES:
+        if array.nbytes > MAX_ARRAY_BYTES or len(arrays) >= _MAX_ARRAYS:
             return {"t": "big", "shape": list(array.shape), "dtype": array.dtype.str}
         arrays.append(array)
         return {"t": "array" if isinstance(value, _ndarray) else "scalar", "i": len(arrays) - 1}
@@ -72,52 +94,148 @@ def encode(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
     return {"t": "object", "type": type(value).__name__[:60], "repr": _repr(value)}
 
 
-def decode(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """The value that `encode` described (objects come back as `Opaque` placeholders)."""
-    kind = tree["t"]
-    if kind == "const":
-        if tree["v"] not in (None, True, False):
-            raise ValueError("bad constant")
-        return tree["v"]
-    if kind == "int":
-        return int(tree["v"])
-    if kind == "float":
-        return float(tree["v"])
-    if kind == "str":
-        return str(tree["v"])
-    if kind in ("array", "scalar"):
-        array = arrays[f"a{int(tree['i'])}"]
-        return array if kind == "array" else array[()]
-    if kind == "big":
-        shape = tuple(int(n) for n in tree["shape"])
-        return np.broadcast_to(np.zeros((), dtype=np.dtype(str(tree["dtype"]))), shape)
-    if kind in ("tuple", "list"):
-        items = [decode(item, arrays) for item in tree["items"]]
-        return tuple(items) if kind == "tuple" else items
-    if kind == "object":
-        name = str(tree["type"])
-        name = name if name.isidentifier() else "object"
-        return type(name, (Opaque,), {})(str(tree["repr"])[:200])
-    raise ValueError(f"unknown kind {kind!r}")
+def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
+    """The value that `encode` described (objects come back as `Opaque` placeholders).
+
+    Raises WireError for a tree that `encode` cannot have written."""
+    if not isinstance(tree, dict) or depth > _MAX_DEPTH:
+        raise WireError("a value is not a tree written by encode")
+    kind = tree.get("t")
+    try:
+        if kind == "const" and tree["v"] in (None, True, False):
+            return tree["v"]
+        if kind == "int":
+            return int(str(tree["v"])[:4000])
+        if kind == "float":
+            return float(str(tree["v"])[:40])
+        if kind == "str":
+            return str(tree["v"])[:200]
+        if kind in ("array", "scalar"):
+            index = tree["i"]
+            if type(index) is not int or not 0 <= index < len(arrays):
+                raise WireError("an array index out of range")
+            return arrays[index] if kind == "array" else arrays[index][()]
+        if kind == "big":
+            shape = _shape(tree["shape"])
+            return np.broadcast_to(np.zeros((), dtype=_dtype(tree["dtype"])), shape)
+        if kind in ("tuple", "list") and isinstance(tree["items"], list):
+            if len(tree["items"]) > _MAX_ITEMS:
+                raise WireError("too many items")
+            items = [decode(item, arrays, depth + 1) for item in tree["items"]]
+            return tuple(items) if kind == "tuple" else items
+        if kind == "object":
+            name = str(tree["type"])[:60]
+            name = name if name.isidentifier() else "object"
+            return type(name, (Opaque,), {})(str(tree["repr"])[:200])
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise WireError(f"a malformed value ({type(error).__name__})") from None
+    raise WireError(f"unknown kind {str(kind)[:20]!r}")
 
 
-def save(path: str, meta: Any, arrays: list[np.ndarray]) -> None:
-    """Write `meta` (JSON) and `arrays` to `path` (.npz) atomically."""
-    entries = {f"a{i}": array for i, array in enumerate(arrays)}
-    entries["meta"] = np.frombuffer(_dumps(meta).encode("utf-8"), dtype=np.uint8)
-    partial = path + ".partial.npz"
-    np.savez(partial, **entries)
-    _replace(partial, path)
+# -- frames -----------------------------------------------------------------------------------
 
 
-def load(path: str) -> tuple[Any, dict[str, np.ndarray]]:
-    """(meta, arrays) from a file written by `save`; never unpickles anything."""
-    if os.path.getsize(path) > MAX_FILE_BYTES:
-        raise ValueError(f"{os.path.basename(path)} is larger than {MAX_FILE_BYTES} bytes")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    meta = _loads(arrays.pop("meta").tobytes().decode("utf-8"))
-    return meta, arrays
+def frame(meta: dict[str, Any], arrays: list[np.ndarray] = ()) -> bytes:  # type: ignore[assignment]
+    """One message as bytes: the length, the JSON header (with the arrays' layout), the data."""
+    arrays = [np.ascontiguousarray(array) for array in arrays]
+    header = dict(meta, arrays=[[a.dtype.str, list(a.shape)] for a in arrays])
+    text = _dumps(header).encode("utf-8")
+    return b"".join([_pack(">I", len(text)), text, *(a.tobytes() for a in arrays)])
+
+
+def send(fd: int, meta: dict[str, Any], arrays: list[np.ndarray] = ()) -> None:  # type: ignore[assignment]
+    """Write one frame to the file descriptor `fd` (all of it, even on a partial write)."""
+    view = memoryview(frame(meta, arrays))
+    while view:
+        view = view[_write(fd, view):]
+
+
+class FrameReader:
+    """Turns the bytes read from a pipe into (header, arrays) messages, within fixed bounds.
+
+    `feed(chunk)` returns the messages completed by `chunk`; raises WireError on a malformed
+    frame or when the stream exceeds `limit` bytes in all."""
+
+    def __init__(self, limit: int = MAX_STREAM_BYTES) -> None:
+        self.limit, self.received = limit, 0
+        self.buffer = bytearray()
+        self.header: dict[str, Any] | None = None
+        self.layout: list[tuple[np.dtype, tuple[int, ...], int]] = []
+        self.needed = 4
+
+    def feed(self, chunk: bytes) -> list[tuple[dict[str, Any], list[np.ndarray]]]:
+        self.received += len(chunk)
+        if self.received > self.limit:
+            raise WireError(f"more than {self.limit} bytes were sent")
+        self.buffer += chunk
+        messages = []
+        while len(self.buffer) >= self.needed:
+            if self.header is None and self.needed == 4:
+                self.needed = 4 + _header_length(bytes(self.buffer[:4]))
+            elif self.header is None:
+                self.header, self.layout = _parse_header(bytes(self.buffer[4:self.needed]))
+                del self.buffer[:self.needed]
+                self.needed = sum(size for _, _, size in self.layout)
+            else:
+                messages.append((self.header, self._arrays()))
+                self.header, self.layout, self.needed = None, [], 4
+        return messages
+
+    def _arrays(self) -> list[np.ndarray]:
+        arrays, start = [], 0
+        for dtype, shape, size in self.layout:
+            data = bytes(self.buffer[start:start + size])
+            arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
+            start += size
+        del self.buffer[:start]
+        return arrays
+
+
+def _header_length(prefix: bytes) -> int:
+    (length,) = struct.unpack(">I", prefix)
+    if length > MAX_HEADER_BYTES:
+        raise WireError(f"a header of {length} bytes (at most {MAX_HEADER_BYTES})")
+    return length
+
+
+def _parse_header(text: bytes) -> tuple[dict[str, Any], list[tuple[np.dtype, tuple, int]]]:
+    try:
+        header = _loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise WireError(f"a header that is not JSON ({type(error).__name__})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
+        raise WireError("a header without its list of arrays")
+    entries = header.pop("arrays")
+    if len(entries) > _MAX_ARRAYS:
+        raise WireError(f"more than {_MAX_ARRAYS} arrays in a frame")
+    layout = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise WireError("an array without its dtype and shape")
+        dtype, shape = _dtype(entry[0]), _shape(entry[1])
+        size = dtype.itemsize * math.prod(shape)
+        if size > MAX_ARRAY_BYTES:
+            raise WireError(f"an array of {size} bytes (at most {MAX_ARRAY_BYTES})")
+        layout.append((dtype, shape, size))
+    return header, layout
+
+
+def _dtype(text: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(str(text)[:16])
+    except TypeError:
+        raise WireError(f"an unknown dtype {str(text)[:16]!r}") from None
+    if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise WireError(f"a dtype that is not plain numbers: {dtype}")
+    return dtype
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, list) or len(shape) > _MAX_DIMS or not all(
+        type(n) is int and 0 <= n < 2**40 for n in shape
+    ):
+        raise WireError("an invalid shape")
+    return tuple(shape)
 
 
 def _sendable(value: Any) -> bool:
