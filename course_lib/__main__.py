@@ -2,9 +2,15 @@
 
     release [NN ...]        generate the student exercise notebooks from exercises/solutions/
     execute PATH [PATH ...] re-execute notebooks in place (files or folders), deterministic output
-    grade SUBMISSION ...    grade submitted exercise notebooks into DIR/gradebook.csv (sandboxed)
+    grade SUBMISSION ...    grade submitted exercise notebooks into DIR/gradebook.csv (sandboxed);
+                            --roster CSV --lms canvas|moodle: also the LMS's import file
+    hub-link --hub --repo   the nbgitpuller link that opens the course on a JupyterHub
+    collect HOMES_GLOB ...  copy the learners' exercise notebooks from the hub into submissions/
+    setup-cells [PATH ...]  the set-up cell for hosted notebooks (Colab, Binder) at the top of each
     site [--out DIR]        the course as a static website (offline), lesson decks included
     slides [--out DIR]      one reveal.js slide deck per lesson
+    experiment longrange    lesson 06's trained RNN / GRU / attention comparison: a table and
+                            [--quick] [--seeds K] [--json PATH]
 
 Each command is a function `_cmd_<name>(args) -> int` registered in `_parser()`; add new ones
 (for example `grade`) the same way.
@@ -40,23 +46,34 @@ def _cmd_execute(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from course_lib.grading import detect_isolation, grade
+    from course_lib.grading import detect_isolation, grade, new_seed, skipped_submissions
     from course_lib.grading.collect import resolve_exercise
-    from course_lib.grading.console import ProgressBar, summary_table
+    from course_lib.grading.console import ProgressBar, printable, summary_table
+    from course_lib.grading.lms import read_roster, roster_duplicates
 
+    if args.lms and not args.roster:
+        print("error: --lms needs --roster (the learners' identities in the LMS)", file=sys.stderr)
+        return 2
     try:
         exercise = resolve_exercise(args.exercise) if args.exercise else None
+        roster = read_roster(args.roster) if args.roster else None  # checked before grading
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for problem in roster_duplicates(roster or []):  # before grading: fix the roster now
+        print(f"roster: {problem}", file=sys.stderr)
     isolation = detect_isolation("none" if args.no_isolation else "auto")
     if not isolation.isolated:
         print(f"warning: {isolation.description}", file=sys.stderr)
+    seed = new_seed() if args.seed is None else args.seed
+    print(f"Seed of this run's fresh cases: {seed} (--seed {seed} grades the same way again)",
+          file=sys.stderr)
     try:
         graded = grade(
             args.submissions, args.out, timeout=args.timeout, memory_mb=args.memory,
             jobs=args.jobs, exercise=exercise,
             isolation="none" if args.no_isolation else "auto", progress=ProgressBar(),
+            seed=seed,
         )
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -68,8 +85,35 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print("no notebooks (*.ipynb) found in " + ", ".join(map(str, args.submissions)),
               file=sys.stderr)
         return 2
+    for name, other in skipped_submissions(args.out).items():
+        print(f"skipped {printable(name)}: exercise {other}, not {exercise} (not graded)")
     print(summary_table(graded, isolation.description))
     print(f"Gradebook: {args.out / 'gradebook.csv'} (and gradebook.json, feedback/)")
+    return _lms_export(args, roster) if roster else 0
+
+
+def _lms_export(args: argparse.Namespace, roster: list) -> int:
+    """--roster / --lms: match the gradebook to the roster, list mismatches, write DIR/<lms>.csv."""
+    from course_lib.grading.lms import read_gradebook, reconcile, write_lms
+
+    table = reconcile(read_gradebook(args.out / "gradebook.csv"), roster)
+    problems = table.problems(duplicates=False)  # duplicates were listed before grading
+    for problem in problems:
+        print(f"roster: {problem}", file=sys.stderr)
+    matched = len(table.learners) - len(table.no_submission)
+    if args.lms and not matched:
+        why = ("; the roster's duplicates (listed above) are not exported"
+               if table.duplicates else "")
+        print(f"error: no learner of the roster {args.roster} has a graded submission, so "
+              f"nothing was written for {args.lms.capitalize()}: the roster's `learner` column "
+              "must be the name of each learner's folder of submissions (one folder per "
+              f"learner, as `collect` makes them){why}", file=sys.stderr)
+        return 1
+    print(f"Roster: {matched} of {len(roster)} learners matched, {len(table.learners)} "
+          f"exported, {len(problems) + len(table.duplicates)} problems listed")
+    if args.lms:
+        path = write_lms(args.out / f"{args.lms}.csv", table, args.lms)
+        print(f"For {args.lms.capitalize()}: {path}")
     return 0
 
 
@@ -81,6 +125,56 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _cmd_hub_link(args: argparse.Namespace) -> int:
+    from course_lib.hub import hub_link, repo_warning
+
+    if repo_warning(args.repo):
+        print(f"warning: {repo_warning(args.repo)}", file=sys.stderr)
+    try:
+        print(hub_link(args.hub, args.repo, args.branch))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from course_lib.hub import collect
+
+    try:
+        collected = collect(args.homes, args.out, prefix=args.prefix, exercise=args.exercise)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for learner in collected:
+        print(learner.message(), file=sys.stdout if learner.started else sys.stderr)
+    started = sum(learner.started for learner in collected)
+    also = f" --exercise {args.exercise}" if args.exercise else ""
+    print(f"collected {started} of {len(collected)} learners into {args.out}/; grade them with "
+          f"python -m course_lib grade {args.out}{also}")
+    return 0
+
+
+def _cmd_setup_cells(args: argparse.Namespace) -> int:
+    from course_lib.hosted import REPOSITORY, default_notebooks, is_placeholder, update_notebooks
+
+    url = args.repo or REPOSITORY
+    if is_placeholder(url):
+        print(f"note: {url} is a placeholder; set REPOSITORY in course_lib/hosted.py (or pass "
+              "--repo) to the course's published repository", file=sys.stderr)
+    try:
+        changed = update_notebooks(args.paths or default_notebooks(), url, args.check)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    verb = "lacks the current set-up cell" if args.check else "set-up cell inserted/updated"
+    for path in changed:
+        print(f"{path}: {verb}")
+    if not args.check and changed:
+        print("re-execute them (python -m course_lib execute ...), then release the students'")
+    return 1 if args.check and changed else 0
 
 
 def _cmd_site(args: argparse.Namespace) -> int:
@@ -99,9 +193,48 @@ def _cmd_slides(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from course_lib import longrange
+
+    config = longrange.LongRangeConfig.quick() if args.quick else longrange.LongRangeConfig()
+    if args.seeds is not None:
+        config = dataclasses.replace(config, seeds=args.seeds)
+    live = sys.stderr.isatty()
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar = "█" * (30 * done // total) + "░" * (30 - 30 * done // total)
+        line = f"training {bar} {done}/{total}  {label}"
+        print(f"\r\x1b[2K{line}" if live else line, end="" if live else "\n",
+              file=sys.stderr, flush=True)
+
+    result = longrange.long_range_experiment(config, progress)
+    if live:
+        print(file=sys.stderr)
+    print(longrange.format_table(result))
+    print(f"({result.seconds:.0f} s)")
+    if args.json:
+        try:
+            args.json.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        except OSError as error:
+            print(f"error: cannot write {args.json}: {error}", file=sys.stderr)
+            return 1
+        print(f"JSON: {args.json}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib", description="Tools for the self-attention course."
+        prog="python -m course_lib", description="Tools for the self-attention course.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="An instructor's steps, in order (docs/workshop.md explains each):\n"
+        "  1. release              generate the student notebooks from the masters\n"
+        "  2. hub-link             the link that puts the course on each learner's hub server\n"
+        "  3. collect              copy the learners' notebooks, one folder per learner\n"
+        "  4. grade --roster --lms grade them and write the LMS's import file\n"
+        "Each command has its own --help.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
@@ -116,7 +249,8 @@ def _parser() -> argparse.ArgumentParser:
         "only", nargs="*", help="exercises to release, by number or name (default: all)"
     )
     release.add_argument(
-        "--exercises", type=Path, default=Path("exercises"), help="the exercises folder"
+        "--exercises", type=Path, default=Path("exercises"), metavar="DIR",
+        help="the exercises folder, with the masters in DIR/solutions/ (default: exercises/)"
     )
     release.add_argument(
         "--no-execute", action="store_true", help="do not run the notebooks (no outputs)"
@@ -124,7 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     release.set_defaults(run=_cmd_release)
 
     execute = commands.add_parser(
-        "execute", help="re-execute notebooks in place, with deterministic metadata"
+        "execute", help="re-execute notebooks in place, with deterministic metadata",
+        description="Run each notebook (or every notebook in each folder) top to bottom in a "
+        "fresh kernel and write its outputs back into it, with deterministic metadata, so that "
+        "committed outputs change only when the results do.",
     )
     execute.add_argument("paths", nargs="+", type=Path, help="notebooks or folders")
     execute.set_defaults(run=_cmd_execute)
@@ -147,10 +284,65 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
                        help="submissions graded at the same time (default: 1)")
     grade.add_argument("--exercise", metavar="NN",
-                       help="grade only this exercise; other notebooks are marked unreadable")
+                       help="grade only this exercise (03, 3 or its name); notebooks of other "
+                       "exercises are skipped: not graded, not in the gradebook or LMS file")
     grade.add_argument("--no-isolation", action="store_true",
                        help="do not use bubblewrap even when it is available (limits only)")
+    grade.add_argument("--seed", type=int, metavar="N",
+                       help="seed of the fresh cases graded besides the notebooks' own "
+                       "(default: a new one, printed; the same seed gives the same gradebook)")
+    grade.add_argument("--roster", type=Path, metavar="CSV",
+                       help="map learners to the LMS; needs one folder per learner "
+                       "(SUBMISSION/<learner>/, as collect makes them): columns learner, "
+                       "student_id, name, email [, section, canvas_id, sis_login_id]; see "
+                       "docs/workshop.md")
+    grade.add_argument("--lms", choices=("canvas", "moodle"),
+                       help="also write DIR/canvas.csv or DIR/moodle.csv (needs --roster)")
     grade.set_defaults(run=_cmd_grade)
+
+    hub_link = commands.add_parser(
+        "hub-link", help="print the nbgitpuller link that puts the course on a JupyterHub",
+        description="The link clones (or pulls again, keeping the learner's changes) the "
+        "repository into each learner's home on the hub and opens lesson 00 in JupyterLab.",
+    )
+    hub_link.add_argument("--hub", required=True, metavar="URL",
+                          help="the hub's address, e.g. https://hub.example.org")
+    hub_link.add_argument("--repo", required=True, metavar="URL",
+                          help="the course's git repository, as the hub reaches it")
+    hub_link.add_argument("--branch", metavar="B", help="default: the repository's own")
+    hub_link.set_defaults(run=_cmd_hub_link)
+
+    collect = commands.add_parser(
+        "collect", help="copy every learner's exercise notebooks from the hub's home folders",
+        description="Copy every notebook in exercises/ (whatever its name; not solutions/ or "
+        "checkpoints) from each learner's home (or the course folder in it) into "
+        "DIR/<learner>/, one folder per learner, ready for `grade --roster`; the originals are "
+        "only read. With --exercise, only the notebooks recognised as that exercise.",
+    )
+    collect.add_argument("homes", nargs="+", metavar="HOMES_GLOB",
+                         help="the learners' home folders, e.g. '/home/jupyter-*' (quoted)")
+    collect.add_argument("--out", type=Path, default=Path("submissions"), metavar="DIR",
+                         help="where to copy them (default: submissions/)")
+    collect.add_argument("--prefix", default="jupyter-",
+                         help="dropped from a home folder's name to give the hub name "
+                         "(default: jupyter-, The Littlest JupyterHub's)")
+    collect.add_argument("--exercise", metavar="NN",
+                         help="collect only this exercise (03, 3 or its name), recognised "
+                         "from each notebook's content (default: every notebook in exercises/)")
+    collect.set_defaults(run=_cmd_collect)
+
+    setup_cells = commands.add_parser(
+        "setup-cells", help="put the hosted-notebook set-up cell at the top of each notebook",
+        description="Insert or update the cell that installs course_lib when it is missing "
+        "(Colab, Binder) in every lesson and exercise master; idempotent.",
+    )
+    setup_cells.add_argument("paths", nargs="*", type=Path,
+                             help="notebooks (default: notebooks/NN_*, exercises/solutions/NN_*)")
+    setup_cells.add_argument("--repo", default=None, metavar="REQUIREMENT",
+                             help="where the cell installs course_lib from (pip requirement)")
+    setup_cells.add_argument("--check", action="store_true",
+                             help="change nothing; exit 1 if a notebook lacks the current cell")
+    setup_cells.set_defaults(run=_cmd_setup_cells)
 
     site = commands.add_parser(
         "site", help="build the course as a static website that works offline",
@@ -159,7 +351,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     site.add_argument("--out", type=Path, default=Path("site"), metavar="DIR",
                       help="where to write the site (default: site/)")
-    site.add_argument("--root", type=Path, default=Path("."), help="the course's folder")
+    site.add_argument("--root", type=Path, default=Path("."), metavar="DIR",
+                      help="the course's folder (default: the current folder)")
     site.add_argument("--no-slides", action="store_true", help="do not build the decks")
     site.set_defaults(run=_cmd_site)
 
@@ -169,8 +362,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     slides.add_argument("--out", type=Path, default=Path("site/slides"), metavar="DIR",
                         help="where to write the decks (default: site/slides/)")
-    slides.add_argument("--root", type=Path, default=Path("."), help="the course's folder")
+    slides.add_argument("--root", type=Path, default=Path("."), metavar="DIR",
+                        help="the course's folder (default: the current folder)")
     slides.set_defaults(run=_cmd_slides)
+
+    experiment = commands.add_parser(
+        "experiment", help="run a lesson's experiment at full size (longrange: lesson 06)",
+        description="longrange: train a vanilla RNN, a GRU and one self-attention layer on the "
+        "marked-token task at growing distance (same loop, optimiser, batch and step budget; "
+        "learning rate tuned per model on a separate seed) and print accuracy, steps to 90% "
+        "and the gradient reaching the marked token. The default grid takes minutes.",
+    )
+    experiment.add_argument("name", choices=("longrange",), help="the experiment")
+    experiment.add_argument("--quick", action="store_true",
+                            help="exactly the grid lesson 06 runs (seconds)")
+    experiment.add_argument("--seeds", type=_positive(int), metavar="K",
+                            help="training seeds per model and distance (default: 3; quick: 1)")
+    experiment.add_argument("--json", type=Path, metavar="PATH",
+                            help="also write the results as JSON")
+    experiment.set_defaults(run=_cmd_experiment)
     return parser
 
 

@@ -206,7 +206,13 @@ def _exporter(kind: str):  # -> nbconvert.exporters.TemplateExporter
 def _export(exporter, notebook, name: str, course: dict) -> str:  # noqa: ANN001
     import nbformat
 
+    from course_lib.hosted import TAG as SETUP_TAG
+
     nb = notebook if not isinstance(notebook, Path) else nbformat.read(notebook, as_version=4)
+    # the set-up cell for hosted notebooks (course_lib.hosted) installs nothing on a web page
+    nb = nbformat.from_dict({**nb, "cells": [
+        cell for cell in nb.cells if SETUP_TAG not in cell.get("metadata", {}).get("tags", [])
+    ]})
     resources = {"metadata": {"name": name}, "course": course}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return body

@@ -124,6 +124,15 @@ def test_the_solutions_are_not_published(site: Path) -> None:
         assert "### BEGIN SOLUTION" not in path.read_text(encoding="utf-8"), path
 
 
+def test_the_hosted_set_up_cell_is_in_the_notebooks_but_not_on_the_pages(site: Path) -> None:
+    marker = "COURSE_LIB_URL"  # the set-up cell's environment variable (course_lib.hosted)
+    for notebook in LESSONS + EXERCISES:
+        assert marker in notebook.read_text(encoding="utf-8"), notebook  # the test can fail
+        page = site / notebook.parent.name / f"{notebook.stem}.html"
+        assert marker not in page.read_text(encoding="utf-8"), page
+        assert (site / notebook.parent.name / notebook.name).read_bytes() == notebook.read_bytes()
+
+
 def test_every_relative_link_and_resource_resolves(site: Path) -> None:
     for path in html_files(site):
         links = parse(path)
@@ -155,7 +164,8 @@ def test_every_lesson_has_slideshow_metadata() -> None:
     for lesson in LESSONS:
         cells = json.loads(lesson.read_text(encoding="utf-8"))["cells"]
         types = [cell["metadata"].get("slideshow", {}).get("slide_type") for cell in cells]
-        assert types[0] == "slide", f"{lesson.name} must open with a slide"
+        setup = "course-setup" in cells[0]["metadata"].get("tags", [])  # course_lib.hosted
+        assert types[int(setup)] == "slide", f"{lesson.name} must open with a slide"
         assert None not in types, f"{lesson.name}: a cell has no slideshow.slide_type"
         used |= set(types)
     assert {"slide", "subslide", "fragment", "skip"} <= used
