@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "median_time",
     "time_sweep",
     "time_workers",
+    "WorkerTimings",
     "parallel_attention",
     "peak_memory",
     "memory_sweep",
@@ -73,28 +75,48 @@ def time_sweep(
     return np.array([median_time(setup(n), repeat) for n in ns])
 
 
-def time_workers(
-    calls: Mapping[str, Callable[[int], object]], workers: Sequence[int], repeat: int = 5
-) -> dict[str, np.ndarray]:
-    """The shortest wall-clock time of `repeat` calls of calls[name](w), for each name and each
-    number of workers w: {name: array of shape (len(workers),)}, in seconds.
+@dataclass(frozen=True)
+class WorkerTimings:
+    """Every timed run of one computation: `seconds[r, k]` is round r with workers[k]."""
 
-    Made for speed-ups on a machine that other programs share. The runs are interleaved: each
-    of the `repeat` rounds times every (name, w) once, after one warm-up round, so a burst of
-    load slows down runs with every number of workers alike instead of all the runs of one.
-    And the fastest run is kept rather than the median: other programs only ever add time, and
-    with several workers a run is slowed as soon as any one of its cores is taken, so the
-    fastest run is the one closest to what the workers themselves can do.
+    workers: tuple[int, ...]
+    seconds: np.ndarray  # (rounds, len(workers)), wall-clock seconds
+
+    @property
+    def median(self) -> np.ndarray:
+        """The median time for each number of workers, shape (len(workers),), in seconds."""
+        return np.median(self.seconds, axis=0)
+
+    @property
+    def speedup(self) -> np.ndarray:
+        """The median over rounds of t(workers[0]) / t(w), shape (len(workers),): each ratio
+        compares runs made one right after the other, so a slow spell of the machine (another
+        program, a busy core) slows both sides of a ratio alike and cancels out."""
+        return np.median(self.seconds[:, :1] / self.seconds, axis=0)
+
+
+def time_workers(
+    calls: Mapping[str, Callable[[int], object]], workers: Sequence[int], repeat: int = 15
+) -> dict[str, WorkerTimings]:
+    """Time calls[name](w) for each name and each number of workers w, `repeat` rounds after
+    one warm-up round: {name: WorkerTimings}.
+
+    Made for speed-ups on a machine that other programs share: within a round, one
+    computation is timed with every number of workers back to back, so the speed-up of each
+    round compares runs made under the same conditions, and the median over rounds drops the
+    rounds that a burst of load hit on one side only.
     """
-    durations: dict[tuple[str, int], list[float]] = {(n, w): [] for n in calls for w in workers}
+    workers = tuple(check_count(w, "workers") for w in workers)
+    repeat = check_count(repeat, "repeat")
+    seconds = {name: np.zeros((repeat, len(workers))) for name in calls}
     for round_ in range(repeat + 1):  # round 0 is the warm-up: not recorded
-        for w in workers:
-            for name, call in calls.items():
+        for name, call in calls.items():
+            for k, w in enumerate(workers):
                 start = time.perf_counter()
                 call(w)
                 if round_:
-                    durations[name, w].append(time.perf_counter() - start)
-    return {name: np.array([min(durations[name, w]) for w in workers]) for name in calls}
+                    seconds[name][round_ - 1, k] = time.perf_counter() - start
+    return {name: WorkerTimings(workers, seconds[name]) for name in calls}
 
 
 def peak_memory(fn: Callable[[], object]) -> int:

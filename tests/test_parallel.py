@@ -81,9 +81,8 @@ def test_sequential_steps_by_hand() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# time_workers: every (series, workers) timed once per round, the warm-up round not recorded
-# ---------------------------------------------------------------------------------------------
-def test_time_workers_interleaves_the_runs(
+# time_workers: within a round, one computation with every number of workers back to back
+def test_time_workers_times_each_computation_with_every_number_of_workers_back_to_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = iter(float(t) for t in range(1000))  # every run takes 1 s ...
@@ -91,22 +90,21 @@ def test_time_workers_interleaves_the_runs(
     order = []
     calls = {"a": lambda w: order.append(("a", w)), "b": lambda w: order.append(("b", w))}
     times = par.time_workers(calls, workers=[1, 2], repeat=3)
-    round_ = [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
-    assert order == round_ * 4  # one warm-up round, then 3 timed rounds, interleaved
+    round_ = [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    assert order == round_ * 4  # one warm-up round, then 3 timed rounds
     assert set(times) == {"a", "b"}
-    np.testing.assert_array_equal(times["a"], [1.0, 1.0])
-    assert times["b"].shape == (2,)
+    assert times["a"].seconds.shape == (3, 2)
+    np.testing.assert_array_equal(times["a"].median, [1.0, 1.0])
+    np.testing.assert_array_equal(times["b"].speedup, [1.0, 1.0])
 
 
-def test_time_workers_keeps_the_fastest_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    durations = iter([0.5, 3.0, 9.0, 2.0, 4.0])  # a fast warm-up (not counted), then 3, 9, 2, 4 s
-    now = [0.0]
-
-    def fake_call(_workers: int) -> None:
-        now[0] += next(durations)
-
-    monkeypatch.setattr(par.time, "perf_counter", lambda: now[0])
-    assert par.time_workers({"x": fake_call}, workers=[3], repeat=4)["x"][0] == 2.0
+def test_the_speed_up_is_the_median_of_each_rounds_ratio() -> None:
+    # a slow spell (round 2) slows both runs of its round alike: its ratio is still 2
+    seconds = np.array([[2.0, 1.0], [8.0, 4.0], [2.0, 1.0], [2.0, 8.0]])  # round 4: load on w=2
+    timings = par.WorkerTimings((1, 2), seconds)
+    np.testing.assert_array_equal(timings.speedup, [1.0, 2.0])
+    np.testing.assert_array_equal(timings.median, [2.0, 2.5])
+    # the ratio of the medians would be 2 / 2.5 = 0.8: the slow rounds would hide the speed-up
 
 
 # ---------------------------------------------------------------------------------------------
