@@ -73,7 +73,7 @@ def rnn_input_jacobians(
         J_t           = ∂h_t/∂h_{t-1} · J_{t-1}      (a product of t − 1 step Jacobians)
 
     Shapes: X (n, d_in) (one sequence), W_xh (d_in, d_h), W_hh (d_h, d_h), b_h (d_h,).
-    Returns J of shape (n, d_h, d_in) with J[t - 1] = ∂h_t/∂x_1.
+    Returns J of shape (n, d_h, d_in) with J[t - 1] = ∂h_t/∂x_1 (n = 0 gives an empty J).
     """
     H = rnn_forward(X, W_xh, W_hh, b_h, h0)
     if H.ndim != 2:
@@ -81,6 +81,8 @@ def rnn_input_jacobians(
                          f"got {np.shape(X)}.")
     W_xh, W_hh = np.asarray(W_xh, dtype=H.dtype), np.asarray(W_hh, dtype=H.dtype)
     J = np.empty((H.shape[0], H.shape[1], W_xh.shape[0]), dtype=H.dtype)
+    if H.shape[0] == 0:
+        return J  # an empty sequence: no x_1, no states, an empty (0, d_h, d_in) result
     J[0] = (1 - H[0] ** 2)[:, None] * W_xh.T
     for t in range(1, H.shape[0]):
         J[t] = ((1 - H[t] ** 2)[:, None] * W_hh.T) @ J[t - 1]

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from course_lib.attention import (
@@ -20,7 +20,7 @@ from course_lib.attention import (
     softmax,
     softmax_backward,
 )
-from course_lib.training import gradient_check, numerical_gradient, relative_error
+from course_lib.training import numerical_gradient, relative_error
 
 # ---------------------------------------------------------------------------------------------
 # Worked by hand: n = 2 tokens, d_model = d_k = d_v = 1, W_Q = W_K = W_V = [[1]], X = [[1], [0]],
@@ -114,8 +114,21 @@ def backward_inputs(draw):
     return X, W_Q, W_K, W_V, mask, dO
 
 
+SATURATED = tuple(np.array(a, dtype=np.float32) for a in (  # found by hypothesis in CI: α ≈ 7e-8
+    [[-0.42634535, 1.0716214, -0.5924166, -0.23560618],
+     [1.9551256, -1.0404216, 0.7078518, -1.1619691]],
+    [[0.8419777, -1.5412568], [-0.2296508, 1.5824451], [-0.27868396, 0.12442331],
+     [-0.42335185, -1.6654222]],
+    [[1.2389812, -1.3185363], [-1.7982342, 0.1306044], [-0.03876121, -0.0048427],
+     [-0.3539297, -0.38980585]],
+    [[-1.6193707], [-0.2933008], [1.441314], [1.3800292]],
+))
+
+
 @settings(max_examples=80, deadline=None)
 @given(backward_inputs())
+@example((*SATURATED, np.array([[True, False], [True, True]]),
+          np.array([[1.6482507], [0.6742041]], dtype=np.float32)))
 def test_self_attention_backward_matches_central_differences(inputs) -> None:
     X, W_Q, W_K, W_V, mask, dO = inputs
     copies = [a.copy() for a in (X, W_Q, W_K, W_V, dO)]
@@ -135,8 +148,15 @@ def test_self_attention_backward_matches_central_differences(inputs) -> None:
     def loss(p):
         return np.sum(self_attention(p["X"], p["W_Q"], p["W_K"], p["W_V"], mask)[0] * dO64)
 
-    errors = gradient_check(loss, params, dict(zip(params, grads, strict=True)))
-    limit = 1e-3 if X.dtype == np.float32 else 1e-6
+    # Each error is measured against the largest gradient of the problem, not against its own
+    # size: where a row is saturated (α ≈ 1e-7), dW_Q and dW_K are about 1e-6 while dX is about
+    # 1, and float32's rounding (about 1e-7 of the largest terms) or the differences' own noise
+    # would make their relative error large although the formula is right.
+    numerical = numerical_gradient(loss, params)
+    scale = max(float(np.linalg.norm(g)) for g in numerical.values()) + 1e-12
+    errors = {name: float(np.linalg.norm(grad - numerical[name])) / scale
+              for name, grad in zip(params, grads, strict=True)}
+    limit = 1e-4 if X.dtype == np.float32 else 1e-7
     assert max(errors.values()) < limit, errors
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.rnn import gru_backward, gru_forward, rnn_backward, rnn_forward
+from course_lib.rnn import gru_backward, gru_forward, rnn_backward, rnn_forward, rnn_input_jacobians
 
 
 def test_two_steps_by_hand() -> None:
@@ -52,8 +52,6 @@ def test_wrong_shapes_are_named() -> None:
 
 
 def test_input_jacobians_match_finite_differences() -> None:
-    from course_lib.rnn import rnn_input_jacobians
-
     rng = np.random.default_rng(2)
     n, d_in, d_h = 6, 3, 4
     X = rng.standard_normal((n, d_in))
@@ -217,3 +215,8 @@ def test_an_empty_sequence_gives_no_hidden_states() -> None:
     H = rnn_forward(np.zeros((4, 0, 3), np.float32), W_xh.astype(np.float32),
                     W_hh.astype(np.float32), b_h.astype(np.float32), h0=np.ones((4, 2)))
     assert H.shape == (4, 0, 2) and H.dtype == np.float32
+
+
+def test_input_jacobians_of_an_empty_sequence_are_empty() -> None:
+    J = rnn_input_jacobians(np.zeros((0, 3)), np.ones((3, 4)), np.eye(4), np.zeros(4))
+    assert J.shape == (0, 4, 3)
