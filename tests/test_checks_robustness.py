@@ -447,3 +447,31 @@ def test_every_checker_names_a_result_of_the_wrong_kind_first(name):
 
     result = checker.check(recast)
     assert not result and result.diagnosis in ("low-precision", "not-boolean"), result.feedback
+
+
+# -- a parameter missing from the learner's signature, named by the shared judge --------------
+
+
+def _softmax_without_axis(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _rnn_forward_without_h0(X, W_xh, W_hh, b_h):
+    h, H = np.zeros(W_hh.shape[0]), []
+    for x in X:
+        h = np.tanh(x @ W_xh + h @ W_hh + b_h)
+        H.append(h)
+    return np.array(H)
+
+
+@pytest.mark.parametrize(("function", "fn", "harder", "parameter"), [
+    ("softmax", _softmax_without_axis, True, "`axis=-1`"),  # a keyword the function lacks
+    ("rnn_forward", _rnn_forward_without_h0, False, "`h0=None`"),  # one positional too many
+])
+def test_a_parameter_missing_from_the_signature_is_named_with_its_default(
+        function: str, fn, harder: bool, parameter: str) -> None:
+    result = CHECKS[function].check(fn, harder=harder)
+    assert not result
+    assert result.diagnosis == f"{parameter[1:].split('=')[0]}-parameter", result.feedback
+    assert f"needs the parameter {parameter}" in result.hint, result.feedback

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from catalogue import name_of
 
-from course_lib.checks import check_self_attention_backward, check_softmax_backward, training
+from course_lib.checks import check_self_attention_backward, check_softmax_backward, core, training
 
 # -- softmax_backward ----------------------------------------------------------------------------
 
@@ -115,8 +115,8 @@ HINTS = [
     *(m.hint for checker in (training.SOFTMAX_BACKWARD, training.SELF_ATTENTION_BACKWARD)
       for m in checker.mistakes),
     training.SOFTMAX_BACKWARD.hint, training.SELF_ATTENTION_BACKWARD.hint,
-    training.SELF_ATTENTION_BACKWARD.nan_hint, training._AXIS_PARAMETER,
-    training._BLOCKED_ROW_NAN,
+    training.SELF_ATTENTION_BACKWARD.nan_hint, core.BLOCKED_ROW_NAN,
+    check_softmax_backward(sb_lesson_copy).hint,  # the missing `axis` parameter's hint
 ]
 
 

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from course_lib.__main__ import main
+from course_lib.grading.gradebook import csv_read_back, csv_safe
 from course_lib.grading.lms import (
     Learner,
     RosterError,
@@ -17,6 +18,7 @@ from course_lib.grading.lms import (
     exercise_title,
     learner_of,
     moodle_csv,
+    read_gradebook,
     read_roster,
     reconcile,
 )
@@ -238,3 +240,23 @@ def test_no_learner_matched_is_an_error_and_writes_no_lms_file(
     err = capsys.readouterr().err
     assert "no learner of the roster" in err and "one folder per learner" in err
     assert not (out / "canvas.csv").exists() and (out / "gradebook.csv").is_file()
+
+
+def test_formulas_are_neutralised_in_the_lms_files_and_undone_when_read_back(
+        tmp_path: Path) -> None:
+    # a roster name and a learner folder a spreadsheet would evaluate (OWASP, CSV injection)
+    path = tmp_path / "roster.csv"
+    path.write_text('learner,student_id,name,email\n-eve,S9,"=HYPERLINK(""x"")",e@x.org\n',
+                    encoding="utf-8")
+    gradebook = tmp_path / "gradebook.csv"
+    with open(gradebook, "w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["submission", "exercise", "score", "max_score", "status"])
+        writer.writerow([csv_safe(v) for v in
+                         ["-eve/03.ipynb", "03_scaling_and_softmax", "2", "3", "ran"]])
+    table = reconcile(read_gradebook(gradebook), read_roster(path))
+    assert table.scores["-eve"]["03_scaling_and_softmax"] == 2  # the folder, read back exactly
+    for text in (canvas_csv(table), moodle_csv(table)):
+        assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text and '"=HYPERLINK' not in text
+    for value in ("=1+1", "-x", "'quoted", "''", "plain", "@a"):
+        assert csv_read_back(csv_safe(value)) == value

@@ -25,6 +25,8 @@ names it. Checking a learner's function:
 from __future__ import annotations
 
 import contextlib
+import inspect
+import re
 import reprlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -413,7 +415,19 @@ class Checker:
         if chosen is not None:
             return chosen.hint, chosen.key
         if verdict.kind == "nan":
+            if _has_blocked_row(failing):
+                return BLOCKED_ROW_NAN, "nan-blocked-row"
             return self.nan_hint, "nan"
+        missing = _missing_parameter(failing, failing_outcome.error)
+        parameter = inspect.signature(self.reference).parameters.get(missing)
+        if verdict.kind == "exception" and parameter and parameter.default is not parameter.empty:
+            default = parameter.default  # an optional parameter the learner left out
+            return (
+                f"your function needs the parameter `{missing}={default!r}`: the checker calls "
+                f"{self.function}(..., {missing}=...) on some cases. Add it to the signature "
+                "(as in the exercise's template) and use it.",
+                f"{missing}-parameter",
+            )
         if verdict.kind == "exception":
             return (
                 "read the error above, and print the shapes of your intermediate arrays to "
@@ -596,6 +610,33 @@ def _is_additive_mask(value: Any) -> bool:
         return False
     with np.errstate(invalid="ignore"):
         return bool(((array == 0) | (array <= -1e4)).all() and (array <= -1e4).any())
+
+
+BLOCKED_ROW_NAN = (
+    "your result has NaN on a case with a fully blocked row (a query that may attend to "
+    "nothing). There, every score is −∞, so the row maximum is −∞ and scores − max is "
+    "−∞ − (−∞) = NaN, which spreads through everything computed from that row. A fully "
+    "blocked row must give weights 0 (and gradient 0): subtract the row maximum only where it "
+    "is finite, and divide only where the row sum is above 0."
+)
+
+
+def _has_blocked_row(case: Case) -> bool:
+    """Whether the case's mask (an argument named `mask`) blocks every position of some row."""
+    mask = case.inputs.get("mask")
+    return mask is not None and np.ndim(mask) >= 1 and not np.all(np.any(mask, axis=-1))
+
+
+def _missing_parameter(case: Case, error: ErrorInfo | None) -> str:
+    """The parameter the case passes that the learner's function does not take, or "": a
+    keyword it does not know, or the first positional argument beyond those it takes."""
+    if error is None or error.type != "TypeError":
+        return ""
+    too_many = re.search(r"takes (\d+) positional arguments? but \d+ were given", error.message)
+    if too_many and int(too_many.group(1)) < len(case.args):
+        return case.args[int(too_many.group(1))][0]
+    return next((name for name in case.kwargs
+                 if f"unexpected keyword argument '{name}'" in error.message), "")
 
 
 def format_array(array: np.ndarray) -> str:

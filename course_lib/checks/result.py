@@ -27,7 +27,9 @@ class CheckResult:
     diagnosis  a short key for tools and tests: "passed", "not-implemented", "timeout",
                "mutation", "exception", "type", "shape", "nan", "values", "memory"; a result
                of the wrong kind: "not-boolean", "additive-mask", "boolean-result",
-               "integer-result", "low-precision"; or the key of the recognised mistake (e.g.
+               "integer-result", "low-precision"; an optional parameter left out of the
+               signature: "<name>-parameter" ("axis-parameter"); NaN on a fully blocked row:
+               "nan-blocked-row"; or the key of the recognised mistake (e.g.
                "no-max-subtraction")
     """
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from course_lib import attention
-from course_lib.checks.calling import DEFAULT_TIMEOUT, Outcome
-from course_lib.checks.core import Case, Checker, Mistake, Verdict, random_normal, softmax_rows
+from course_lib.checks.calling import DEFAULT_TIMEOUT
+from course_lib.checks.core import Case, Checker, Mistake, random_normal, softmax_rows
 from course_lib.checks.result import CheckResult
 
 __all__ = [
@@ -55,47 +55,10 @@ _AXIS_IGNORED = (
     "your softmax_backward ignores `axis`: it always sums along the last axis. Pass "
     "axis=axis to your sum (with keepdims=True)."
 )
-_AXIS_PARAMETER = (
-    "your function needs the parameter `axis=-1`: the checker calls it with axis=0 too (the "
-    "lesson's version takes only weights and d_weights). Add it after d_weights and sum "
-    "along it."
-)
 _FORMULA = (
     "d_scores = α ⊙ (dα − Σ_j α_j dα_j), the sum Σ_j α_j dα_j taken along `axis`, one sum "
     "per row, kept as an axis of length 1 so that it lines up with the rows."
 )
-
-_BLOCKED_ROW_NAN = (
-    "your result has NaN on a case with a fully blocked row (a query that may attend to "
-    "nothing). There, every score is −∞, so the row maximum is −∞ and scores − max is "
-    "−∞ − (−∞) = NaN, which spreads to every gradient of the sequence. A fully blocked row "
-    "must give weights 0 and gradient 0: use the given attention_forward, or subtract the row "
-    "maximum only where it is finite and divide only where the row sum is above 0."
-)
-
-
-class _BackwardChecker(Checker):
-    """A Checker that also reads the learner's error and the case behind a NaN: a
-    softmax_backward without the `axis` parameter (the lesson's two-argument version) and a
-    fully blocked row that gave NaN get hints of their own."""
-
-    def _diagnose(self, results: list[Any], failing: Case, failing_outcome: Outcome,
-                  verdict: Verdict) -> tuple[str, str]:
-        error = failing_outcome.error
-        if (verdict.kind == "exception" and error is not None and error.type == "TypeError"
-                and "axis" in failing.kwargs
-                and "unexpected keyword argument 'axis'" in error.message):
-            return _AXIS_PARAMETER, "axis-parameter"
-        hint, key = super()._diagnose(results, failing, failing_outcome, verdict)
-        if key == "nan" and _has_blocked_row(failing):
-            return _BLOCKED_ROW_NAN, "nan-blocked-row"
-        return hint, key
-
-
-def _has_blocked_row(case: Case) -> bool:
-    """Whether the case's mask blocks every position of some row."""
-    mask = case.kwargs.get("mask")
-    return mask is not None and not np.all(np.any(mask, axis=-1))
 
 
 # -- softmax_backward(weights, d_weights, axis=-1) ----------------------------------------------
@@ -147,7 +110,7 @@ def _sb(weights: np.ndarray, d_weights: np.ndarray, axis: int = -1, *, sum_axis:
     return (weights if alpha else 1) * (d_weights - s)
 
 
-SOFTMAX_BACKWARD = _BackwardChecker(
+SOFTMAX_BACKWARD = Checker(
     function="softmax_backward",
     outputs=("d_scores",),
     reference=attention.softmax_backward,
@@ -264,7 +227,7 @@ _BATCH_HINT = (
     "axes), or with one batch axis `np.einsum('bnd,bnk->dk', X, dQ)`."
 )
 
-SELF_ATTENTION_BACKWARD = _BackwardChecker(
+SELF_ATTENTION_BACKWARD = Checker(
     function="self_attention_backward",
     outputs=("dX", "dW_Q", "dW_K", "dW_V"),
     reference=attention.self_attention_backward,

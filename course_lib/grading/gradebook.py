@@ -30,7 +30,7 @@ from course_lib.grading.console import printable
 from course_lib.grading.judge import Graded
 
 __all__ = ["columns", "write_gradebook", "feedback_markdown", "feedback_name", "feedback_names",
-           "check_writable", "csv_safe"]
+           "check_writable", "csv_read_back", "csv_safe"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_STEM_BYTES = 96
@@ -110,11 +110,18 @@ def feedback_names(submissions: Sequence[str]) -> dict[str, str]:
 
 
 def csv_safe(value: Any) -> Any:
-    """A gradebook.csv cell that no spreadsheet evaluates: text starting with = + - @, a tab or
-    a carriage return gets a leading apostrophe (OWASP, CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """A CSV cell that no spreadsheet evaluates: text starting with = + - @, a tab or a
+    carriage return gets a leading apostrophe (OWASP, CSV injection); so does text that starts
+    with an apostrophe, so that `csv_read_back` restores every value exactly."""
+    if isinstance(value, str) and value.startswith((*_FORMULA_START, "'")):
         return "'" + value
     return value
+
+
+def csv_read_back(text: str) -> str:
+    """The value `csv_safe` was given, from the cell it wrote."""
+    escaped = text.startswith("'") and text[1:].startswith((*_FORMULA_START, "'"))
+    return text[1:] if escaped else text
 
 
 def _digest(text: str) -> str:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from course_lib.grading.collect import EXERCISES
+from course_lib.grading.gradebook import csv_read_back, csv_safe
 
 __all__ = [
     "LMS_FORMATS", "Learner", "Reconciliation", "RosterError", "canvas_csv", "exercise_title",
@@ -135,8 +136,9 @@ def read_roster(path: Path) -> list[Learner]:
 
 def read_gradebook(path: Path) -> list[dict[str, str]]:
     """The rows of the grader's gradebook.csv, as dictionaries of text."""
-    with open(path, encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
+    with open(path, encoding="utf-8", newline="") as file:  # cells as csv_safe wrote them
+        return [{key: csv_read_back(value or "") for key, value in row.items()}
+                for row in csv.DictReader(file)]
 
 
 def learner_of(submission: str) -> str:
@@ -286,6 +288,6 @@ def _number(value: float) -> str:
 
 
 def _csv(rows: Sequence[Sequence[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    buffer = io.StringIO()  # every cell safe in a spreadsheet, as in gradebook.csv
+    csv.writer(buffer, lineterminator="\r\n").writerows([map(csv_safe, row) for row in rows])
     return buffer.getvalue()
