@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# `make test` is reproducible: hypothesis draws the same examples on every run, so a case found
+# once (and kept as an @example) can't make CI fail at random. `HYPOTHESIS_PROFILE=explore make
+# test` draws new examples each run, to look for more.
+settings.register_profile("reproducible", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_FOLDERS = ("notebooks", "exercises")
