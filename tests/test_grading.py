@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -925,6 +926,54 @@ def test_a_daemon_that_leaves_its_session_dies_with_its_submission(
         sandbox_module.detect_isolation.cache_clear()
     assert graded.score == 3 and "rlimits only" in graded.isolation, graded.isolation
     assert not _processes_with(token)
+
+
+COUNTED_FORKS = (  # scale_scores exists only if fewer than 64 of 500 forks succeeded
+    "import os, time\nforks = 0\nfor _ in range(500):\n    try:\n        if os.fork() == 0:\n"
+    "            time.sleep(60)\n            os._exit(0)\n        forks += 1\n"
+    "    except OSError:\n        break\n"
+    "if forks < 64:\n    def scale_scores(A, d_k):\n        return A / np.sqrt(d_k)"
+)
+NOT_ROOT = "import os\nif os.getuid() != 0 and os.geteuid() != 0:\n" + "\n".join(
+    "    " + line for line in SOFTMAX.splitlines())  # softmax exists only if not run as root
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not ISOLATED,
+                    reason="needs root, setpriv and bubblewrap")
+def test_without_control_groups_root_runs_each_sandbox_as_a_user_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No control group: the process limit is RLIMIT_NPROC, for a user only that sandbox has."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    write(folder, "fork_bomb.ipynb", notebook(IMPORTS, COUNTED_FORKS, NOT_ROOT, WEIGHTS))
+    write(folder, "correct.ipynb", notebook(*CORRECT))
+    monkeypatch.setattr(sandbox_module.cgroups, "detect", lambda: None)
+    sandbox_module.detect_isolation.cache_clear()
+    try:
+        assert detect_isolation().unprivileged
+        graded = grade([folder], tmp_path / "out", timeout=TIMEOUT, memory_mb=MEMORY, jobs=2)
+    finally:
+        sandbox_module.detect_isolation.cache_clear()
+    by_name = {g.submission: g for g in graded}
+    assert by_name["fork_bomb.ipynb"].score == 3, by_name["fork_bomb.ipynb"]
+    assert by_name["correct.ipynb"].score == 3 and by_name["correct.ipynb"].status == "ran"
+    for g in graded:
+        assert g.isolation.startswith("bwrap, unprivileged user; rlimits only"), g.isolation
+        assert "64 processes per submission" in g.isolation
+    left = [uid for uid in sandbox_module._processes_of_users()
+            if uid in sandbox_module._SANDBOX_USERS]
+    assert not left  # no process of any sandbox's user is left
+
+
+def test_the_sandbox_runs_only_where_the_graders_own_runtime_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe behind detect_isolation: a way that cannot start the runner's Python, or starts
+    another Python (as one that cannot read its own folder does: it falls back to the system's
+    standard library), is not used."""
+    assert sandbox_module._starts([], unprivileged=False)
+    assert not sandbox_module._starts([str(tmp_path / "no-such-program")], unprivileged=False)
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path))  # as if the runtime were elsewhere
+    assert not sandbox_module._starts([], unprivileged=False)
 
 
 # -- fresh cases at grading time -------------------------------------------------------------------

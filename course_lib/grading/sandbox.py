@@ -28,6 +28,10 @@ Enforced from here, never from inside the learner's process:
   shared libraries and programs it needs (read-only), its own copy of the runner and its
   working folder, and a private /tmp; no network, its own process tree (every process in it
   dies with it). Without bubblewrap: the limits only, and `Isolation.name == "none"`;
+- a user of its own: a grader running as root runs each sandbox as an unprivileged user that
+  no account and no other process has (`setpriv`, from util-linux), with no capabilities, so
+  the kernel's per-user process limit (RLIMIT_NPROC) counts that submission's processes alone:
+  the process limit where no control group can be made;
 - every process it started ends: the control group is killed, and the grader is the child
   subreaper of everything (reaper.py), in every mode.
 """
@@ -35,7 +39,10 @@ Enforced from here, never from inside the learner's process:
 from __future__ import annotations
 
 import functools
+import grp
 import os
+import pwd
+import random
 import re
 import resource
 import select
@@ -65,6 +72,9 @@ _HERE = Path(__file__).resolve().parent
 _MAX_ATTEMPTS = 6
 _FILE_SIZE_LIMIT = 256 * 2**20
 _MAX_STREAM_BYTES = 128 * 2**20
+_SANDBOX_USERS = range(61184, 65520)
+"""User ids for sandboxes run by root: systemd's range for users made on the fly (mapped even
+in a container that maps only the first 65536 ids); one not in use is drawn for each run."""
 KERNEL_MARGIN = 4 * 2**20
 """Bytes the kernel may count during a measured call beyond what the function allocates (pages
 the interpreter touches, copied on write); a full n × n array of the memory case is 8 MiB even
@@ -99,6 +109,7 @@ class Isolation:
     name: str  # "bwrap" or "none"
     description: str
     limits: str = ""  # the kernel's per-submission limits in force, "" when none
+    unprivileged: bool = False  # root runs each sandbox as an unprivileged user of its own
 
     @property
     def isolated(self) -> bool:
@@ -108,7 +119,9 @@ class Isolation:
     def label(self) -> str:
         """For the gradebook's isolation column: the sandbox, then the limits in force."""
         sandbox = self.name if self.isolated else "none (no isolation)"
-        limits = self.limits or _fallback_limits()
+        if self.unprivileged:
+            sandbox += ", unprivileged user"
+        limits = self.limits or _fallback_limits(self.unprivileged)
         return f"{sandbox}; {limits}"
 
 
@@ -135,31 +148,50 @@ class SandboxReport:
 
 @functools.cache
 def detect_isolation(prefer: str = "auto") -> Isolation:
-    """bubblewrap when it works here (and `prefer` is not "none"), else no isolation; and the
-    control groups this machine allows, in every mode."""
+    """bubblewrap when it works here (and `prefer` is not "none"), else no isolation; as root,
+    each sandbox as an unprivileged user of its own when the runtime starts as one; and the
+    control groups this machine allows, in every mode. Each way is tried by starting the
+    runner's Python (importing numpy) exactly so."""
     groups = cgroups.detect()
     limits = f"{groups.description} per submission" if groups else ""
-    bwrap = shutil.which("bwrap")
-    if prefer != "none" and bwrap:
-        probe = [bwrap, *_bwrap_view(), "true"]
-        try:
-            ok = subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
+    bwrap = shutil.which("bwrap") if prefer != "none" else None
+    as_root = os.geteuid() == 0 and shutil.which("setpriv") is not None
+    for unprivileged in ((True, False) if as_root else (False,)):
+        if bwrap and _starts([bwrap, *_bwrap_view(unprivileged)], unprivileged):
+            user = ", as an unprivileged user of its own" if unprivileged else ""
             return Isolation(
                 "bwrap",
                 "bwrap: sees only the Python runtime (read-only), its own folder and a private "
-                "/tmp; no network, own process tree" + (f"; {limits}" if limits else ""),
-                limits,
+                f"/tmp; no network, own process tree{user}" + (f"; {limits}" if limits else ""),
+                limits, unprivileged,
             )
+    unprivileged = as_root and _starts([], unprivileged=True)
     why = "bubblewrap (bwrap) is not installed" if not bwrap else "bubblewrap cannot run here"
     if prefer == "none":
         why = "isolation turned off"
+    user = "; as an unprivileged user of its own" if unprivileged else ""
     return Isolation(
-        "none", f"no isolation: {why}; only the time and memory limits apply"
-        + (f" ({limits})" if limits else ""), limits,
+        "none", f"no isolation: {why}; only the time and memory limits apply{user}"
+        + (f" ({limits})" if limits else ""), limits, unprivileged,
     )
+
+
+_STARTS = ("import sys; sys.path.append(sys.argv[1]); import numpy, IPython.core.interactiveshell"
+           "; assert sys.base_prefix == sys.argv[2], sys.base_prefix")
+"""What the runner's Python must do where it runs: import what the runner imports, from the
+grader's own runtime (a Python that cannot read its own folder falls back to another one's)."""
+
+
+def _starts(prefix: list[str], unprivileged: bool) -> bool:
+    """Whether the runner's Python starts this way, as the grader's runtime."""
+    user = _as_user(_free_uid()) if unprivileged else []
+    command = [*prefix, *user, sys.executable, "-I", "-S", "-c", _STARTS, _site_packages(),
+               sys.base_prefix]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30,
+                              cwd="/").returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation,
@@ -184,6 +216,7 @@ class _Run:
     isolation: Isolation
     reaper: Reaper
     root: Path
+    uid: int | None = None  # the sandbox's own user, when root runs it (else the grader's)
     report: SandboxReport = field(default_factory=SandboxReport)
     skip_cells: set[int] = field(default_factory=set)
     done: set[str] = field(default_factory=set)  # functions finished (or given up)
@@ -200,10 +233,14 @@ class _Run:
 
 def _prepare(job: Job, limits: Limits, isolation: Isolation, reaper: Reaper) -> _Run:
     root = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    run = _Run(job, limits, isolation, reaper, root, deadline=time.monotonic() + limits.timeout)
+    run = _Run(job, limits, isolation, reaper, root, deadline=time.monotonic() + limits.timeout,
+               uid=_free_uid() if isolation.unprivileged else None)
     run.lib.mkdir()
     for source in (_HERE / "runner.py", _HERE / "wire.py", Path(calling.__file__)):
         shutil.copyfile(source, run.lib / source.name)
+        os.chmod(run.lib / source.name, 0o644)
+    for folder in (root, run.lib):  # readable by the sandbox's user; `work` is made its own
+        os.chmod(folder, 0o755)
     return run
 
 
@@ -268,7 +305,9 @@ class _Attempt:
     def execute(self) -> None:
         run = self.run
         shutil.rmtree(run.work, ignore_errors=True)
-        run.work.mkdir()
+        run.work.mkdir(mode=0o700)
+        if run.uid is not None:
+            os.chown(run.work, run.uid, run.uid)
         self.group = group = _group(run.limits)
         results, results_writer = os.pipe()
         go_reader, self.go = os.pipe()
@@ -280,7 +319,7 @@ class _Attempt:
                 stderr=subprocess.DEVNULL, start_new_session=True,
                 pass_fds=(results_writer, go_reader),
                 preexec_fn=functools.partial(_child_setup, run.limits.memory_mb * 2**20, group,
-                                             _process_cap() if group is None else None),
+                                             _process_cap(run.uid, group)),
             ))
             for descriptor in (results_writer, go_reader):
                 os.close(descriptor)
@@ -377,7 +416,11 @@ def _group(limits: Limits) -> cgroups.Group | None:
         return None
 
 
-def _fallback_limits() -> str:
+def _fallback_limits(unprivileged: bool) -> str:
+    """The limits in force without a control group."""
+    if unprivileged:
+        return (f"rlimits only (address space per process; {cgroups.MAX_PROCESSES} processes "
+                "per submission: each runs as its own user)")
     if os.geteuid() == 0:
         return ("rlimits only (address space per process; no process limit: root, and no "
                 "control group)")
@@ -385,19 +428,53 @@ def _fallback_limits() -> str:
             f"those running now + {2 * cgroups.MAX_PROCESSES})")
 
 
-def _process_cap() -> int | None:
-    """Without a control group, as a user other than root: RLIMIT_NPROC, which counts every
-    process of the user, so the cap is what runs now plus MAX_PROCESSES per sandbox."""
-    if os.geteuid() == 0:
-        return None  # root is not limited by RLIMIT_NPROC
-    uid, running = str(os.getuid()), 0
+def _process_cap(uid: int | None, group: cgroups.Group | None) -> int | None:
+    """RLIMIT_NPROC for the sandbox, which counts every process of its (real) user: for a user
+    of its own, MAX_PROCESSES; else, without a control group and as a user other than root
+    (root is not limited), what that user runs now plus MAX_PROCESSES per sandbox."""
+    if uid is not None:
+        return cgroups.MAX_PROCESSES
+    if group is not None or os.geteuid() == 0:
+        return None
+    return _processes_of_users().get(os.getuid(), 0) + 2 * cgroups.MAX_PROCESSES
+
+
+def _processes_of_users() -> dict[int, int]:
+    """How many processes each user id runs now (from /proc)."""
+    counts: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and entry.stat().st_uid == int(uid):
-                running += 1
+            if entry.name.isdigit():
+                uid = entry.stat().st_uid
+                counts[uid] = counts.get(uid, 0) + 1
         except OSError:
             continue
-    return running + 2 * cgroups.MAX_PROCESSES
+    return counts
+
+
+def _free_uid() -> int:
+    """A user id (and group id) in _SANDBOX_USERS that no account, group or process has."""
+    running = _processes_of_users()
+    for uid in random.sample(_SANDBOX_USERS, 64):
+        if uid in running:
+            continue
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(uid)
+        except KeyError:
+            return uid
+    raise RuntimeError("no free user id for the sandbox")
+
+
+def _as_user(uid: int) -> list[str]:
+    """The command prefix that runs what follows as `uid` (and its group), with no other groups,
+    no capabilities and no way to gain privileges (setpriv, from util-linux)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 
 def _child_setup(memory_bytes: int, group: cgroups.Group | None,
@@ -428,13 +505,14 @@ def _end(process: subprocess.Popen[bytes], group: cgroups.Group | None) -> None:
 def _command(run: _Run, results_fd: int, go_fd: int) -> list[str]:
     python = [sys.executable, "-I", "-S", str(run.lib / "runner.py"), _site_packages(),
               str(results_fd), str(go_fd)]
+    if run.uid is not None:
+        python = _as_user(run.uid) + python
     if not run.isolation.isolated:
         return python
-    command = ["bwrap", *_bwrap_view()]
-    command += ["--ro-bind", str(run.lib), str(run.lib),
-                "--bind", str(run.work), str(run.work),
-                "--chdir", str(run.work)]
-    return command + python
+    folders = _binds([("--ro-bind", str(run.lib)), ("--bind", str(run.work))],
+                     run.isolation.unprivileged)
+    return ["bwrap", *_bwrap_view(run.isolation.unprivileged), *folders,
+            "--chdir", str(run.work), *python]
 
 
 def _environment(run: _Run) -> dict[str, str]:
@@ -733,14 +811,37 @@ def _runtime_paths() -> tuple[str, ...]:
 
 
 @functools.cache
-def _bwrap_view() -> tuple[str, ...]:
+def _bwrap_view(unprivileged: bool = False) -> tuple[str, ...]:
     """bubblewrap's arguments for the sandbox's view of the file system (before the run's own
-    folders): nothing but the runtime, read-only, on an empty root."""
-    view = ["--unshare-all", "--die-with-parent", "--new-session",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    folders): nothing but the runtime, read-only, on an empty root.
+
+    Every namespace is new. For a sandbox that switches to a user of its own (root's), all but
+    the user namespace: as root, bubblewrap's user namespace would hold root alone, and no
+    other user could be switched to; the sandbox's /tmp is then open to that user."""
+    if unprivileged:
+        view = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                "--unshare-cgroup-try", "--perms", "1777"]
+    else:
+        view = ["--unshare-all"]
+    view += ["--tmpfs", "/tmp", "--die-with-parent", "--new-session",
+             "--dev", "/dev", "--proc", "/proc"]
     for top in ("/bin", "/sbin", "/lib", "/lib64"):
         if os.path.islink(top):  # merged /usr: the usual links, to what is bound below
             view += ["--symlink", os.readlink(top), top]
-    for path in _runtime_paths():
-        view += ["--ro-bind", path, path]
+    view += _binds([("--ro-bind", path) for path in _runtime_paths()], unprivileged)
     return tuple(view)
+
+
+def _binds(binds: Sequence[tuple[str, str]], unprivileged: bool) -> list[str]:
+    """bubblewrap's arguments that mount each (option, path) at the same path. For a sandbox
+    with a user of its own, the folders above each path are made first, open to anyone:
+    bubblewrap would copy the host's modes, and that user could not pass /root's 0700."""
+    args: list[str] = []
+    made = {"/", "/tmp", "/dev", "/proc", "/bin", "/sbin", "/lib", "/lib64"}
+    for option, path in binds:
+        for parent in reversed(Path(path).parents):
+            if unprivileged and str(parent) not in made:
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += [option, path, path]
+    return args
