@@ -965,6 +965,19 @@ def test_without_control_groups_root_runs_each_sandbox_as_a_user_of_its_own(
     assert not left  # no process of any sandbox's user is left
 
 
+def test_each_sandbox_run_has_a_user_id_no_other_has() -> None:
+    """Runs side by side (--jobs) never share a user, so never share RLIMIT_NPROC's count."""
+    taken = [sandbox_module._free_uid() for _ in range(300)]
+    try:
+        assert len(set(taken)) == len(taken)
+        assert all(uid in sandbox_module._SANDBOX_USERS for uid in taken)
+        assert not any(sandbox_module._has_account(uid) for uid in taken)
+    finally:
+        for uid in taken:
+            sandbox_module._release_uid(uid)
+    assert not sandbox_module._USERS_TAKEN
+
+
 def test_the_sandbox_runs_only_where_the_graders_own_runtime_starts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe behind detect_isolation: a way that cannot start the runner's Python, or starts

@@ -52,6 +52,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ _MAX_STREAM_BYTES = 128 * 2**20
 _SANDBOX_USERS = range(61184, 65520)
 """User ids for sandboxes run by root: systemd's range for users made on the fly (mapped even
 in a container that maps only the first 65536 ids); one not in use is drawn for each run."""
+_USERS_TAKEN: set[int] = set()  # by this grader's runs now (--jobs runs them side by side)
+_USERS_LOCK = threading.Lock()
 KERNEL_MARGIN = 4 * 2**20
 """Bytes the kernel may count during a measured call beyond what the function allocates (pages
 the interpreter touches, copied on write); a full n × n array of the memory case is 8 MiB even
@@ -184,14 +187,16 @@ grader's own runtime (a Python that cannot read its own folder falls back to ano
 
 def _starts(prefix: list[str], unprivileged: bool) -> bool:
     """Whether the runner's Python starts this way, as the grader's runtime."""
-    user = _as_user(_free_uid()) if unprivileged else []
-    command = [*prefix, *user, sys.executable, "-I", "-S", "-c", _STARTS, _site_packages(),
-               sys.base_prefix]
+    uid = _free_uid() if unprivileged else None
+    command = [*prefix, *(_as_user(uid) if uid is not None else []), sys.executable, "-I", "-S",
+               "-c", _STARTS, _site_packages(), sys.base_prefix]
     try:
         return subprocess.run(command, capture_output=True, timeout=30,
                               cwd="/").returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+    finally:
+        _release_uid(uid)
 
 
 def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation,
@@ -204,6 +209,7 @@ def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation,
         return _read_back(run)
     finally:
         _remove(run.root)
+        _release_uid(run.uid)
 
 
 # -- 1. prepare --------------------------------------------------------------------------------
@@ -453,21 +459,33 @@ def _processes_of_users() -> dict[int, int]:
 
 
 def _free_uid() -> int:
-    """A user id (and group id) in _SANDBOX_USERS that no account, group or process has."""
+    """A user id (and group id) in _SANDBOX_USERS that no account, group, process or other run
+    of this grader has; taken until `_release_uid`."""
     running = _processes_of_users()
     for uid in random.sample(_SANDBOX_USERS, 64):
-        if uid in running:
+        if uid in running or _has_account(uid):
             continue
-        try:
-            pwd.getpwuid(uid)
-            continue
-        except KeyError:
-            pass
-        try:
-            grp.getgrgid(uid)
-        except KeyError:
-            return uid
+        with _USERS_LOCK:
+            if uid not in _USERS_TAKEN:
+                _USERS_TAKEN.add(uid)
+                return uid
     raise RuntimeError("no free user id for the sandbox")
+
+
+def _release_uid(uid: int | None) -> None:
+    with _USERS_LOCK:
+        _USERS_TAKEN.discard(uid)
+
+
+def _has_account(uid: int) -> bool:
+    """Whether a user or a group of the system has this id."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+            return True
+        except KeyError:
+            continue
+    return False
 
 
 def _as_user(uid: int) -> list[str]:
