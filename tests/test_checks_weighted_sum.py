@@ -221,3 +221,34 @@ def test_self_attention_rejects(fn, hint):
     result = check_self_attention(fn)
     assert not result
     assert hint in result.feedback, result.feedback
+
+
+def sa_no_scaling_and_weights_transposed_in_O(X, W_Q, W_K, W_V):
+    """Two mistakes at once: no scaling (in both outputs), and αᵀ V for O."""
+    O, weights = _attend(X @ W_Q, X @ W_K, X @ W_V, 1)
+    return weights.T @ (X @ W_V), weights
+
+
+def sa_no_scaling_and_noise_in_O(X, W_Q, W_K, W_V):
+    O, weights = _attend(X @ W_Q, X @ W_K, X @ W_V, 1)
+    return O + 0.5, weights
+
+
+def sa_both_outputs_unlike_any_mistake(X, W_Q, W_K, W_V):
+    O, weights = _attend(X @ W_Q, X @ W_K, X @ W_V, W_Q.shape[1])
+    return O + 0.5, weights + 0.25
+
+
+@pytest.mark.parametrize("fn", [sa_no_scaling_and_weights_transposed_in_O,
+                                sa_no_scaling_and_noise_in_O], ids=name_of)
+def test_two_mistakes_at_once_name_the_known_one_and_what_is_left(fn):
+    result = check_self_attention(fn)
+    assert not result and result.diagnosis == "no-scaling, partly", result.feedback
+    assert result.hint.startswith("your `weights` match a known mistake: no scaling"), result.hint
+    assert "`O` also has a mistake of its own" in result.hint
+
+
+def test_outputs_no_mistake_explains_get_the_general_hint():
+    result = check_self_attention(sa_both_outputs_unlike_any_mistake)
+    assert not result and result.diagnosis == "values", result.feedback
+    assert result.hint.startswith("Q, K, V = X W_Q"), result.hint

@@ -311,7 +311,7 @@ def test_endless_loop_in_a_function(batch: dict) -> None:
 def test_memory_hog(batch: dict) -> None:
     r = row(batch, "memory_hog.ipynb")
     assert r["score"] == "3"
-    assert r["status"].startswith("memory: cell 3: ran out of memory"), r["status"]
+    assert r["status"].startswith("memory: cell 3 (`hog = []`): ran out of memory"), r["status"]
     r = row(batch, "memory_hog_in_function.ipynb")
     assert scores(batch, "memory_hog_in_function.ipynb") == ("1", "1", "0")
     assert r["status"].startswith("memory:") and "attention_weights" in r["status"]
@@ -450,9 +450,14 @@ def test_fallback_without_isolation(tmp_path: Path) -> None:
     assert [g.score for g in graded] == [3, 3, 3]
     assert by_name["loop.ipynb"].status.startswith("timeout: cell 3")
     assert by_name["exit.ipynb"].status.startswith("crashed: cell 4")
-    assert {g.isolation.split(";")[0] for g in graded} == {"none (no isolation)"}
     settings = json.loads((tmp_path / "out" / "gradebook.json").read_text())["settings"]
     assert settings["isolation"].startswith("no isolation: isolation turned off")
+    user = {False: "", True: ", as root"}[os.geteuid() == 0]
+    if detect_isolation("none").unprivileged:
+        user = ", unprivileged user"
+    assert {g.isolation.split(";")[0] for g in graded} == {f"none (no isolation){user}"}
+    if user == ", as root":  # the instructor is told plainly
+        assert "AS ROOT: a submission can read and change every file" in settings["isolation"]
     assert not _processes_with(token)
 
 
@@ -464,8 +469,10 @@ def test_released_exercises(tmp_path: Path) -> None:
     by_name = {g.submission: g for g in graded}
     for name, functions in EXERCISES.items():
         solution = by_name[f"solutions/{name}.ipynb"]
+        # a master handed in as a submission: full marks, and the instructor is told
         assert (solution.exercise, solution.score, solution.max_score, solution.status) == (
-            name, len(functions), len(functions), "ran"), solution
+            name, len(functions), len(functions), "ran: the notebook has the master's "
+            "### BEGIN SOLUTION markers: a copy of the solutions?"), solution
         student = by_name[f"{name}.ipynb"]
         assert (student.score, student.max_score) == (0, len(functions))
         assert all(r.diagnosis == "not-implemented" for r in student.results.values())
@@ -532,16 +539,38 @@ def test_a_cell_that_cannot_run_is_named_in_its_functions_section(
     [graded] = grade([path], tmp_path / "out", timeout=TIMEOUT, seed=1)
     softmax = graded.results["softmax"]
     assert (softmax.passed, softmax.diagnosis) == (False, "cell-not-run")
-    assert softmax.summary.startswith(f"not run: the cell defining `softmax` (cell 3) could not "
-                                      f"run: it raised {error}: ")
+    first = broken.splitlines()[0]
+    assert softmax.summary.startswith(f"not run: cell 3 (`{first}`), which defines `softmax`, "
+                                      f"could not run: it raised {error}: ")
     assert "not found" not in softmax.feedback and "define it with" not in softmax.feedback
-    assert f"fix the {error} in cell 3" in softmax.hint
+    assert f"fix the {error} in cell 3 (`{first}`)" in softmax.hint
     line = 3 if error == "IndentationError" else 1
     assert softmax.summary.endswith(f"(line {line}).")
-    [note] = [n for n in graded.notes if n.startswith("cell 3:")]
+    [note] = [n for n in graded.notes if n.startswith(f"cell 3 (`{first}`): ")]
     assert note.count("line") == 1 and "<" not in note and "ipython-input" not in note, note
     assert graded.status.startswith("ran with errors: softmax is not defined (its cell could")
     assert graded.results["scale_scores"].passed  # the other cells ran
+
+
+@pytest.mark.parametrize(("cell", "said", "hint"), [
+    # the runner's alarm cannot stop this loop (it ignores SIGALRM): the process is killed and
+    # the notebook run again without the cell, so its `def` is lost
+    (SOFTMAX + "\nimport signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n"
+     "    pass", "it did not stop at its time limit and was killed", "was stopped, so its `def"),
+    ("x = undefined_name\n\n" + SOFTMAX, "it raised NameError: ", "raised NameError before"),
+])
+def test_a_def_lost_with_its_cell_is_not_called_missing(
+        tmp_path: Path, cell: str, said: str, hint: str) -> None:
+    """The function is written, but its cell did not keep it: say so, not "not defined"."""
+    path = write(tmp_path, "x.ipynb", notebook(IMPORTS, SCALE, cell, WEIGHTS))
+    [graded] = grade([path], tmp_path / "out", timeout=TIMEOUT, seed=1)
+    softmax = graded.results["softmax"]
+    assert (softmax.passed, softmax.diagnosis) == (False, "cell-not-run"), softmax.feedback
+    first = cell.splitlines()[0]
+    assert softmax.summary.startswith(f"not run: cell 3 (`{first}`), which defines `softmax`, "
+                                      f"could not run: {said}"), softmax.summary
+    assert hint in softmax.hint and "define it with" not in softmax.feedback
+    assert graded.results["scale_scores"].passed
 
 
 # -- the command line ------------------------------------------------------------------------

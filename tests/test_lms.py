@@ -116,6 +116,16 @@ def test_every_mismatch_is_listed_not_dropped(roster: list[Learner]) -> None:
     assert len(table.problems()) == 5
 
 
+def test_a_learner_whose_only_notebook_was_not_recognised_is_not_said_to_have_none(
+        roster: list[Learner]) -> None:
+    unreadable = {"submission": "erin/03.ipynb", "exercise": "?", "score": "0",
+                  "max_score": "0"}
+    problems = reconcile([*GRADEBOOK, unreadable], roster).problems()
+    assert ("no gradable submission (handed in, but not recognised: erin/03.ipynb) (exported "
+            "with empty scores): erin") in "\n".join(problems)
+    assert not any(line.startswith("no submission") for line in problems)
+
+
 def test_a_clean_roster_has_no_problems_and_names_match_without_case(tmp_path: Path) -> None:
     path = tmp_path / "roster.csv"
     path.write_text("Learner,Student_ID,Name,Email\nAlice,S1,Alice,a@x.org\n", encoding="utf-8")

@@ -414,6 +414,10 @@ class Checker:
                 best, chosen = (score, -order), mistake
         if chosen is not None:
             return chosen.hint, chosen.key
+        if verdict.kind == "values":
+            partly = self._partly_explains(failing, failing_outcome)
+            if partly is not None:
+                return partly
         if verdict.kind == "nan":
             if _has_blocked_row(failing):
                 return BLOCKED_ROW_NAN, "nan-blocked-row"
@@ -467,6 +471,43 @@ class Checker:
         if require_wrong and _all_close(variant_items, self.expected(case), rtol, atol):
             return False  # the variant is right on this case: it cannot explain a failure
         return _all_close(received, variant_items, rtol, atol)
+
+    def _partly_explains(self, case: Case, outcome: Outcome) -> tuple[str, str] | None:
+        """Two mistakes at once, in a function with several outputs: the known mistake that
+        gives exactly some of the learner's wrong outputs on `case` (as `weights` computed
+        without the scaling, while `O` is wrong in another way too). Its hint, naming what it
+        explains and what is left; None when no mistake explains any wrong output."""
+        received, _ = self._structure(outcome.value)
+        expected = self.expected(case)
+        if len(self.outputs) < 2 or received is None or len(received) != len(expected):
+            return None
+        rtol, atol = case_tolerance(case)
+        rtol, atol = 10 * rtol, 10 * atol
+        wrong = [i for i, (got, want) in enumerate(zip(received, expected, strict=True))
+                 if got.shape != want.shape or not allclose(got, want, rtol, atol)]
+        best: tuple[Mistake, list[int]] | None = None
+        for mistake in self.mistakes:
+            try:
+                with np.errstate(all="ignore"):
+                    variant = case.call(mistake.compute)
+            except Exception:  # noqa: BLE001 - a variant that fails here explains nothing
+                continue
+            items = variant if isinstance(variant, tuple) else (variant,)
+            if len(items) != len(received):
+                continue
+            explained = [i for i in wrong if _all_close([received[i]], [items[i]], rtol, atol)]
+            if explained and (best is None or len(explained) > len(best[1])):
+                best = (mistake, explained)
+        if best is None:
+            return None
+        mistake, explained = best
+        rest = [self.outputs[i] for i in wrong if i not in explained]
+        names = " and ".join(f"`{self.outputs[i]}`" for i in explained)
+        hint = f"your {names} match a known mistake: {mistake.hint}"
+        if rest:
+            hint += (f" {' and '.join(f'`{name}`' for name in rest)} also has a mistake of its "
+                     "own: check it again once this one is fixed.")
+        return hint, f"{mistake.key}, partly"
 
     def _mutation_hint(self, names: Sequence[str]) -> str:
         listed = ", ".join(f"`{name}`" for name in names)

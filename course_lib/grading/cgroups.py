@@ -46,8 +46,10 @@ class Controllers:
 
     @property
     def description(self) -> str:
+        """The limits in plain words, then the kernel's files that hold them."""
         memory = "memory.max" if self.version == 2 else "memory.limit_in_bytes"
-        return f"cgroup v{self.version} ({memory}, pids.max = {MAX_PROCESSES})"
+        return (f"memory of all its processes together and at most {MAX_PROCESSES} processes, "
+                f"by cgroup v{self.version} ({memory}, pids.max)")
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from course_lib.checks.calling import ErrorInfo, Outcome
 from course_lib.checks.core import Case
 from course_lib.grading.collect import Submission
 from course_lib.grading.sandbox import Limits, SandboxReport
+from course_lib.release import BEGIN_SOLUTION
 
 __all__ = ["Graded", "judge", "ungraded", "STATUS_KINDS"]
 
@@ -74,7 +75,7 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
     events: list[tuple[str, str]] = []
     notes: list[str] = []
     for index, (kind, text) in sorted(report.cells.items()):
-        line = f"cell {index + 1}: {text}"
+        line = f"{_cell(submission, index)}: {text}"
         if kind == "error":
             notes.append(line)
         else:
@@ -107,6 +108,9 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
         if event is not None:
             events.append(event)
     events += report.events
+    if any(BEGIN_SOLUTION in code for _, code in submission.cells):
+        events.append(("ran", f"the notebook has the master's {BEGIN_SOLUTION} markers: "
+                       "a copy of the solutions?"))
     errors = sum(kind == "error" for kind, _ in report.cells.values())
     if errors and not events:
         many = "s" if errors > 1 else ""
@@ -147,21 +151,42 @@ def _judge_function(
 
 def _unrunnable_cell(name: str, submission: Submission, report: SandboxReport,
                      result: CheckResult) -> CheckResult:
-    """`result` of a missing function, saying so when the cell defining it could not run
-    (a SyntaxError or IndentationError): the learner fixes that cell, not the name."""
+    """`result` of a missing function, saying so when the cell defining it never ran its `def`:
+    a SyntaxError, an error raised above the `def`, or a cell that was stopped (time, memory,
+    the process ended) and so skipped when the notebook was run again. The learner fixes that
+    cell, not the function's name."""
     defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", re.MULTILINE)
     for index, code in submission.cells:
         kind, text = report.cells.get(index, ("", ""))
+        if not kind or not defines.search(code):
+            continue
+        cell = _cell(submission, index)
         error = text.removeprefix("raised ").split(":", 1)[0]
-        if kind == "error" and error in _SYNTAX_ERRORS and defines.search(code):
-            return dataclasses.replace(
-                result, summary=f"not run: the cell defining `{name}` (cell {index + 1}) "
-                f"could not run: it {text}.",
-                hint=f"fix the {error} in cell {index + 1} (at the line given), run the cell "
-                "again, then its check.",
-                diagnosis="cell-not-run",
-            )
+        if kind == "error" and error in _SYNTAX_ERRORS:
+            hint = (f"fix the {error} in {cell} (at the line given), run the cell again, then "
+                    "its check.")
+        elif kind == "error":
+            hint = (f"{cell} raised {error} before `def {name}` ran: fix it, or put the `def` in "
+                    "a cell of its own; run the cell again, then its check.")
+        else:
+            hint = (f"{cell} was stopped, so its `def {name}` was not kept: put the `def` in a "
+                    "cell of its own, and what runs long (or ends the process) in another.")
+        return dataclasses.replace(
+            result, summary=f"not run: {cell}, which defines `{name}`, could not run: it "
+            f"{text}.", hint=hint, diagnosis="cell-not-run",
+        )
     return result
+
+
+def _cell(submission: Submission, index: int) -> str:
+    """A cell as a learner finds it: its number among all the notebook's cells (markdown
+    included, from 1) and how it starts."""
+    source = dict(submission.cells).get(index, "")
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    first = first.replace("`", "'")
+    if len(first) > 40:
+        first = first[:39] + "…"
+    return f"cell {index + 1} (`{first}`)" if first else f"cell {index + 1}"
 
 
 def _function_event(name: str, outcomes: Iterable[Outcome], result: CheckResult,

@@ -99,8 +99,13 @@ class Reconciliation:
         lines = [*self.duplicates] if duplicates else []
         lines += [f"not on the roster (not exported): {learner} "
                   f"({', '.join(subs)})" for learner, subs in self.not_on_roster.items()]
-        lines += [f"no submission (exported with empty scores): {entry.learner} "
-                  f"({entry.name}, {entry.student_id})" for entry in self.no_submission]
+        for entry in self.no_submission:
+            handed_in = [name for name in self.unrecognised
+                         if learner_of(name).casefold() == entry.learner.casefold()]
+            what = "no submission" if not handed_in else (
+                f"no gradable submission (handed in, but not recognised: {', '.join(handed_in)})")
+            lines.append(f"{what} (exported with empty scores): {entry.learner} "
+                         f"({entry.name}, {entry.student_id})")
         lines += [f"exercise not recognised (not exported): {name}" for name in self.unrecognised]
         lines += [f"several submissions of exercise {exercise} by {learner} (the best score is "
                   f"exported): {', '.join(subs)}" for (learner, exercise), subs in

@@ -124,6 +124,8 @@ class Isolation:
         sandbox = self.name if self.isolated else "none (no isolation)"
         if self.unprivileged:
             sandbox += ", unprivileged user"
+        elif os.geteuid() == 0:
+            sandbox += ", as root"
         limits = self.limits or _fallback_limits(self.unprivileged)
         return f"{sandbox}; {limits}"
 
@@ -156,7 +158,7 @@ def detect_isolation(prefer: str = "auto") -> Isolation:
     control groups this machine allows, in every mode. Each way is tried by starting the
     runner's Python (importing numpy) exactly so."""
     groups = cgroups.detect()
-    limits = f"{groups.description} per submission" if groups else ""
+    limits = f"per submission: {groups.description}" if groups else ""
     bwrap = shutil.which("bwrap") if prefer != "none" else None
     as_root = os.geteuid() == 0 and shutil.which("setpriv") is not None
     for unprivileged in ((True, False) if as_root else (False,)):
@@ -173,6 +175,9 @@ def detect_isolation(prefer: str = "auto") -> Isolation:
     if prefer == "none":
         why = "isolation turned off"
     user = "; as an unprivileged user of its own" if unprivileged else ""
+    if os.geteuid() == 0 and not unprivileged:
+        user = ("; AS ROOT: a submission can read and change every file of this machine "
+                "(install bubblewrap, or grade as another user)")
     return Isolation(
         "none", f"no isolation: {why}; only the time and memory limits apply{user}"
         + (f" ({limits})" if limits else ""), limits, unprivileged,
