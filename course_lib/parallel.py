@@ -253,22 +253,29 @@ def _block_shape(
 # --- counting ------------------------------------------------------------------------------
 
 
-def attention_flops(n: int, d: int) -> int:
-    """Floating-point operations of the two n × n products of self-attention: 4 n² d.
+def attention_flops(n: int, d: int, *, projections: bool = True) -> int:
+    """Floating-point operations of self-attention on n tokens of width d (d_k = d_v = d):
+    4 n² d + 6 n d², or 4 n² d with projections=False.
 
     A = Q Kᵀ is n² dot products of length d (d multiplications and d additions each: 2 n² d);
-    O = α V is n · d dot products of length n (another 2 n² d). The projections X W (6 n d²)
-    and the softmax (about 3 n²) are left out: for the growth in n, n² d is what counts.
+    O = α V is n · d dot products of length n (another 2 n² d): the part that mixes positions,
+    which Table 1 of Vaswani et al. (2017) compares. The projections Q, K, V = X W_Q, X W_K,
+    X W_V are 3 n d dot products of length d, 6 n d²; the softmax (about 3 n²) is left out.
     """
-    return 4 * n**2 * d
+    mixing = 4 * n**2 * d
+    return mixing + 6 * n * d**2 if projections else mixing
 
 
-def rnn_flops(n: int, d: int) -> int:
-    """Floating-point operations of an RNN's n steps: 4 n d².
+def rnn_flops(n: int, d: int, *, projections: bool = True) -> int:
+    """Floating-point operations of an RNN's n steps with width d: 4 n d², or 2 n d² with
+    projections=False.
 
-    Each step computes x_t W_xh and h_{t-1} W_hh, two (1, d) × (d, d) products of 2 d² each.
+    Each step computes h_{t-1} W_hh, a (1, d) × (d, d) product of 2 d² FLOPs: the part that
+    mixes positions (the recurrent layer's n d² in Table 1 of Vaswani et al., 2017); and the
+    input's projection x_t W_xh, another 2 d².
     """
-    return 4 * n * d**2
+    mixing = 2 * n * d**2
+    return mixing + 2 * n * d**2 if projections else mixing
 
 
 def steps_on_lanes(flops: int, rounds: int, lanes: int) -> int:
@@ -287,16 +294,23 @@ def steps_on_lanes(flops: int, rounds: int, lanes: int) -> int:
 
 
 def flop_crossover(d: int, n_max: int = 1 << 20) -> int:
-    """The smallest n at which attention costs more FLOPs than the RNN, found by doubling and
-    bisection on `attention_flops(n, d) > rnn_flops(n, d)` (4 n² d > 4 n d² ⟺ n > d)."""
-    if attention_flops(n_max, d) <= rnn_flops(n_max, d):
+    """The smallest n at which attention's mixing of positions costs more FLOPs than the RNN's
+    (Table 1's comparison: projections left out on both sides), found by doubling and bisection
+    on `attention_flops(n, d, projections=False) > rnn_flops(n, d, projections=False)`
+    (4 n² d > 2 n d² ⟺ n > d / 2). Counted with the projections, attention costs more at every
+    n (6 n d² against 4 n d² before any mixing)."""
+
+    def dearer(n: int) -> bool:
+        return attention_flops(n, d, projections=False) > rnn_flops(n, d, projections=False)
+
+    if not dearer(n_max):
         raise ValueError(f"no crossover below n_max = {n_max}.")
     low, high = 1, 1  # invariant after the doubling: attention is cheaper at low, dearer at high
-    while attention_flops(high, d) <= rnn_flops(high, d):
+    while not dearer(high):
         low, high = high, 2 * high
     while high - low > 1:
         middle = (low + high) // 2
-        if attention_flops(middle, d) > rnn_flops(middle, d):
+        if dearer(middle):
             high = middle
         else:
             low = middle

@@ -17,9 +17,19 @@ from course_lib.checks import (
     check_masked_attention_weights,
     check_multi_head_self_attention,
 )
+from course_lib.checks.masks_heads_and_applications import MASKED_ATTENTION_WEIGHTS
 
 
 def softmax(x, axis=-1):
+    """The softmax the exercise gives: a row of −∞ only (fully blocked) gets weights 0."""
+    m = x.max(axis=axis, keepdims=True)
+    e = np.exp(x - np.where(m == -np.inf, 0, m))
+    total = e.sum(axis=axis, keepdims=True)
+    return e / np.where(total > 0, total, 1)
+
+
+def naive_softmax(x, axis=-1):
+    """Stable, but a fully blocked row gives −∞ − (−∞) = NaN."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -85,6 +95,10 @@ def mask_all_true(n):
     return np.ones((n, n), dtype=bool)
 
 
+def mask_next_token(n):
+    return np.tril(np.ones((n, n), dtype=bool), k=1)
+
+
 def mask_floats(n):
     return np.tril(np.ones((n, n)))
 
@@ -121,6 +135,7 @@ def test_causal_mask_accepts_harder():
         (mask_inverted_with_tilde, "true-means-blocked", "True marks the blocked positions"),
         (mask_future_no_diagonal, "true-means-blocked", "True marks the blocked positions"),
         (mask_all_true, "all-true", "bidirectional"),
+        (mask_next_token, "next-token-admitted", "also lets token i see the next token"),
         (mask_floats, "not-boolean", "dtype=bool"),
         (mask_ints, "not-boolean", "dtype=bool"),
         (mask_list, "type", "must return a NumPy array"),
@@ -145,12 +160,23 @@ def mw_where_inf(Q, K, mask):
     return softmax(np.where(mask, _scaled(Q, K), -np.inf))
 
 
-def mw_large_negative(Q, K, mask):
-    return softmax(np.where(mask, _scaled(Q, K), -1e9))
+def mw_einsum_where_inf(Q, K, mask):
+    scaled = np.einsum("...id,...jd->...ij", Q, K) / np.sqrt(Q.shape[-1])
+    return softmax(np.where(mask, scaled, -np.inf))
 
 
-def mw_subtract_large(Q, K, mask):
-    return softmax(_scaled(Q, K) - 1e10 * (~mask))
+def mw_own_safe_softmax(Q, K, mask):
+    scores = np.where(mask, _scaled(Q, K), -np.inf)
+    m = np.max(scores, axis=-1, keepdims=True)
+    e = np.exp(scores - np.where(np.isfinite(m), m, 0.0))
+    return np.divide(e, e.sum(axis=-1, keepdims=True), out=np.zeros_like(e),
+                     where=mask.any(axis=-1, keepdims=True))
+
+
+def mw_large_then_zero_blocked_rows(Q, K, mask):
+    """−1e9 is fine where a row has an allowed position; the fully blocked rows set to 0."""
+    weights = naive_softmax(np.where(mask, _scaled(Q, K), -1e9))
+    return weights * mask.any(axis=-1, keepdims=True)
 
 
 def mw_assign_in_copy(Q, K, mask):
@@ -161,29 +187,60 @@ def mw_assign_in_copy(Q, K, mask):
 
 def mw_zero_and_renormalise(Q, K, mask):
     weights = softmax(_scaled(Q, K)) * mask
-    return weights / weights.sum(axis=-1, keepdims=True)
+    total = weights.sum(axis=-1, keepdims=True)
+    return weights / np.where(total > 0, total, 1)
 
 
 def mw_zero_with_where(Q, K, mask):
     weights = np.where(mask, softmax(_scaled(Q, K)), 0.0)
-    return weights / weights.sum(axis=-1, keepdims=True)
+    total = weights.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, weights / np.maximum(total, 1e-300), 0.0)
 
 
 def mw_loops(Q, K, mask):
     n_q, n_k = len(Q), len(K)
     weights = np.zeros((n_q, n_k))
     for i in range(n_q):
-        row = [float(Q[i] @ K[j]) / math.sqrt(Q.shape[1]) if mask[i, j] else -math.inf
-               for j in range(n_k)]
-        m = max(row)
-        exps = [math.exp(a - m) for a in row]
-        weights[i] = [e / sum(exps) for e in exps]
+        allowed = [j for j in range(n_k) if mask[i, j]]
+        if not allowed:
+            continue  # a query that may attend to nothing: its weights stay 0
+        row = {j: float(Q[i] @ K[j]) / math.sqrt(Q.shape[1]) for j in allowed}
+        m = max(row.values())
+        exps = {j: math.exp(a - m) for j, a in row.items()}
+        for j, e in exps.items():
+            weights[i, j] = e / sum(exps.values())
     return weights
 
 
 def mw_float32_aware(Q, K, mask):
+    scores = np.where(mask, _scaled(Q, K), -np.inf)
+    return softmax(scores).astype(Q.dtype)
+
+
+def mw_naive_softmax(Q, K, mask):
+    return naive_softmax(np.where(mask, _scaled(Q, K), -np.inf))
+
+
+def mw_large_negative(Q, K, mask):
+    return softmax(np.where(mask, _scaled(Q, K), -1e9))
+
+
+def mw_large_negative_naive_softmax(Q, K, mask):
+    return naive_softmax(np.where(mask, _scaled(Q, K), -1e9))
+
+
+def mw_subtract_large(Q, K, mask):
+    return softmax(_scaled(Q, K) - 1e10 * (~mask))
+
+
+def mw_finfo_min(Q, K, mask):
     scores = np.where(mask, _scaled(Q, K), np.finfo(Q.dtype).min)
     return softmax(scores).astype(Q.dtype)
+
+
+def mw_renormalised_without_guard(Q, K, mask):
+    weights = softmax(_scaled(Q, K)) * mask
+    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 def mw_ignored(Q, K, mask):
@@ -224,6 +281,12 @@ def mw_added(Q, K, mask):
 
 def mw_unstable(Q, K, mask):
     e = np.exp(np.where(mask, _scaled(Q, K), -np.inf))
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, 1)
+
+
+def mw_unstable_unguarded(Q, K, mask):
+    e = np.exp(np.where(mask, _scaled(Q, K), -np.inf))
     return e / e.sum(axis=-1, keepdims=True)
 
 
@@ -235,8 +298,9 @@ def mw_in_place(Q, K, mask):
 
 @pytest.mark.parametrize(
     "fn",
-    [mw_where_inf, mw_large_negative, mw_subtract_large, mw_assign_in_copy,
-     mw_zero_and_renormalise, mw_zero_with_where, mw_loops, mw_float32_aware],
+    [mw_where_inf, mw_einsum_where_inf, mw_own_safe_softmax, mw_large_then_zero_blocked_rows,
+     mw_assign_in_copy, mw_zero_and_renormalise, mw_zero_with_where, mw_loops,
+     mw_float32_aware],
     ids=name_of,
 )
 def test_masked_attention_weights_accepts(fn):
@@ -244,7 +308,10 @@ def test_masked_attention_weights_accepts(fn):
     assert result.passed, result.feedback
 
 
-@pytest.mark.parametrize("fn", [mw_where_inf, mw_zero_and_renormalise], ids=name_of)
+@pytest.mark.parametrize(
+    "fn", [mw_where_inf, mw_einsum_where_inf, mw_own_safe_softmax, mw_zero_and_renormalise],
+    ids=name_of,
+)
 def test_masked_attention_weights_accepts_harder(fn):
     result = check_masked_attention_weights(fn, harder=True)
     assert result.passed, result.feedback
@@ -264,14 +331,42 @@ def test_masked_attention_weights_accepts_harder(fn):
         (mw_added, "mask-added", "added the boolean mask"),
         (mw_unstable, "unstable-softmax", "not stable"),
         (mw_in_place, "mutation", "changed its input `Q`"),
+        # a fully blocked row (a query that may attend to nothing) must get weights 0
+        (mw_naive_softmax, "nan-blocked-row", "−∞ − (−∞) = NaN"),
+        (mw_unstable_unguarded, "nan-blocked-row", "divide only where the row sum is above 0"),
+        (mw_renormalised_without_guard, "nan-blocked-row", "fully blocked row"),
+        (mw_large_negative, "large-negative", "equal weight 1/n"),
+        (mw_large_negative_naive_softmax, "large-negative", "equal weight 1/n"),
+        (mw_finfo_min, "large-negative", "equal weight 1/n"),
+        (mw_subtract_large, "large-negative", "such as -1e9 in place of −∞"),
     ],
     ids=name_of,
 )
-def test_masked_attention_weights_rejects(fn, key, hint):
-    result = check_masked_attention_weights(fn)
+@pytest.mark.parametrize("harder", [False, True])
+def test_masked_attention_weights_rejects(fn, key, hint, harder):
+    result = check_masked_attention_weights(fn, harder=harder)
     assert not result
     assert result.diagnosis == key, result.feedback
     assert hint in result.feedback, result.feedback
+
+
+@pytest.mark.parametrize("harder", [False, True])
+def test_a_fully_blocked_row_is_checked_and_gets_zeros(harder):
+    """The cases include a query that may attend to nothing; the reference gives it zeros."""
+    blocked = [case for case in MASKED_ATTENTION_WEIGHTS.cases(harder)
+               if not np.all(np.any(case.inputs["mask"], axis=-1))]
+    assert len(blocked) == (3 if harder else 2)
+    for case in blocked:
+        weights = MASKED_ATTENTION_WEIGHTS.expected(case)[0]
+        rows = ~np.any(case.inputs["mask"], axis=-1)
+        assert np.array_equal(weights[..., rows, :], np.zeros_like(weights[..., rows, :]))
+        assert np.allclose(weights[..., ~rows, :].sum(axis=-1), 1.0)
+
+
+def test_the_first_blocked_row_case_comes_right_after_the_hand_worked_one():
+    """A learner who gets blocked rows wrong sees the small hand-worked blocked case first."""
+    feedback = check_masked_attention_weights(mw_large_negative).feedback
+    assert "hand-worked, causal mask, the last query may attend to nothing" in feedback
 
 
 # -- multi_head_self_attention -------------------------------------------------------------------

@@ -171,7 +171,8 @@ def test_a_value_instead_of_the_function():
 
 def test_a_tuple_of_the_wrong_length_or_kind():
     assert "returned 2 values" in check_project_qkv(lambda X, *W: (X, X)).feedback
-    assert "Your V is a str" in check_project_qkv(lambda X, *W: (X @ W[0], X @ W[1], "V")).feedback
+    result = check_project_qkv(lambda X, *W: (X @ W[0], X @ W[1], "V"))
+    assert "Your output `V` is a str" in result.feedback
     assert check_self_attention(lambda *a: 42).diagnosis == "type"
 
 

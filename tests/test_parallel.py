@@ -45,19 +45,26 @@ def test_peak_memory_sees_numpy_buffers() -> None:
 
 
 def test_flop_formulas_by_hand() -> None:
-    # attention: Q Kᵀ and α V, 2 n² d each; RNN: two (1, d) x (d, d) products per step
-    assert par.attention_flops(4, 8) == 2 * (2 * 4 * 4 * 8)
+    # attention: Q Kᵀ and α V, 2 n² d each, and three projections X W of 2 n d² each;
+    # RNN: two (1, d) x (d, d) products per step, h_{t-1} W_hh (mixing) and x_t W_xh
+    assert par.attention_flops(4, 8, projections=False) == 2 * (2 * 4 * 4 * 8)
+    assert par.attention_flops(4, 8) == 2 * (2 * 4 * 4 * 8) + 3 * (2 * 4 * 8 * 8)
+    assert par.rnn_flops(4, 8, projections=False) == 4 * (2 * 8 * 8)
     assert par.rnn_flops(4, 8) == 4 * 2 * (2 * 8 * 8)
-    assert par.attention_flops(1000, 64) / par.attention_flops(500, 64) == 4  # n²
+    assert par.attention_flops(1000, 64, projections=False) / par.attention_flops(
+        500, 64, projections=False) == 4  # n²
     assert par.rnn_flops(1000, 64) / par.rnn_flops(500, 64) == 2  # n
+    for n in (1, 8, 4096):  # counted in full, attention always costs more
+        assert par.attention_flops(n, 64) > par.rnn_flops(n, 64)
 
 
 @pytest.mark.parametrize("d", [1, 7, 32, 64, 512])
-def test_flop_crossover_is_just_above_d(d: int) -> None:
+def test_flop_crossover_of_the_mixing_is_just_above_half_d(d: int) -> None:
     n = par.flop_crossover(d)
-    assert par.attention_flops(n, d) > par.rnn_flops(n, d)
-    assert par.attention_flops(n - 1, d) <= par.rnn_flops(n - 1, d)
-    assert n == d + 1
+    assert par.attention_flops(n, d, projections=False) > par.rnn_flops(n, d, projections=False)
+    assert (par.attention_flops(n - 1, d, projections=False)
+            <= par.rnn_flops(n - 1, d, projections=False))
+    assert n == d // 2 + 1
 
 
 def test_flop_crossover_out_of_range() -> None:

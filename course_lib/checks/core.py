@@ -340,7 +340,9 @@ class Checker:
         return Verdict(True)
 
     def _label(self, name: str) -> str:
-        return f"Your {name}" if len(self.outputs) > 1 else "Your result"
+        """How a verdict names an output: "Your output `weights`" (a singular noun, whatever
+        the output's name), or "Your result" for a function with one output."""
+        return f"Your output `{name}`" if len(self.outputs) > 1 else "Your result"
 
     def _structure(self, value: Any) -> tuple[tuple[np.ndarray, ...] | None, str]:
         """The learner's value as a tuple of numeric arrays, or (None, what is wrong).

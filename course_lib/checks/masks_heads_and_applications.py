@@ -5,9 +5,11 @@ Lesson: notebooks/08_masks_heads_and_applications.ipynb.
 Exercise: exercises/08_masks_heads_and_applications.ipynb.
 Tests: tests/test_checks_masks_heads_and_applications.py.
 
-Every valid way passes: a blocked score set to −∞ or to a very large negative number before the
-softmax, or the weights zeroed after the softmax and renormalised; a loop over the heads or one
-reshape; a list instead of a tuple.
+Every valid way passes: a blocked score set to −∞ before a softmax that gives a fully blocked
+row (a query that may attend to nothing) zeros, or the weights zeroed after the softmax and
+renormalised where the row sum is above 0; a loop over the heads or one reshape; a list instead of
+a tuple. A very large negative number (−1e9) in place of −∞ is a known mistake: it gives a fully
+blocked row equal weights instead of zeros.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ CAUSAL_MASK = Checker(
             lambda n: _tri(n, 1, upper=True),
         ),
         Mistake(
+            "next-token-admitted",
+            "your mask is off by one: it also lets token i see the next token, j = i + 1 "
+            "(np.tril(..., k=1)). Position i may attend to j <= i only, never to a token after "
+            "it: True on and below the diagonal, np.tril(..., k=0), the default.",
+            lambda n: _tri(n, 1),
+        ),
+        Mistake(
             "all-true",
             "every position is True: that is the bidirectional (BERT-style) mask, which blocks "
             "nothing. The causal mask blocks the future: True only where j <= i (np.tril).",
@@ -120,6 +129,13 @@ def _random_pattern(seed: int, n_q: int, n_k: int) -> np.ndarray:
     return mask
 
 
+def _with_blocked_row(mask: np.ndarray, row: int) -> np.ndarray:
+    """`mask` with every position of `row` blocked: a query that may attend to nothing."""
+    mask = np.array(mask, dtype=bool)
+    mask[..., row, :] = False
+    return mask
+
+
 def _mw_cases() -> list[Case]:
     causal3 = attention.causal_mask(3)
     padding = np.ones((4, 4), dtype=bool)
@@ -132,6 +148,11 @@ def _mw_cases() -> list[Case]:
         _mw_case("hand-worked, causal mask, n = 3, d_k = 2",
                  [[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 1.0], [1.0, -1.0]],
                  causal3),
+        # weights 0 on the blocked row: NaN from −∞ − (−∞) or 0 / 0, equal weights from −1e9
+        _mw_case("hand-worked, causal mask, the last query may attend to nothing (a fully "
+                 "blocked row), n = 3, d_k = 2",
+                 [[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 1.0], [1.0, -1.0]],
+                 _with_blocked_row(causal3, 2)),
         _mw_case("random, causal mask, n = 4, d_k = 3", random_normal(700, 4, 3),
                  random_normal(701, 4, 3), attention.causal_mask(4)),
         _mw_case("random, padding mask (nobody attends to the last token), n = 4, d_k = 2",
@@ -145,15 +166,24 @@ def _mw_cases() -> list[Case]:
         _mw_case("float32, causal mask, n = 4, d_k = 2",
                  random_normal(712, 4, 2, dtype=np.float32),
                  random_normal(713, 4, 2, dtype=np.float32), attention.causal_mask(4)),
+        _mw_case("random, a fully blocked row (query 1) in a mask without pattern, n = 5, "
+                 "d_k = 3", random_normal(716, 5, 3), random_normal(717, 5, 3),
+                 _with_blocked_row(_random_pattern(718, 5, 5), 1)),
         _mw_case("scaled scores near 1000, causal mask", big_Q, big_K, causal3),
     ]
 
 
 def _mw_harder() -> list[Case]:
+    padded = np.ones((4, 4), dtype=bool)
+    padded[:, 3] = False  # token 3 is padding: nobody attends to it, and it attends to nothing
     return [
         _mw_case("a batch of 2 sequences sharing one causal mask, n = 3, d_k = 2",
                  random_normal(714, 2, 3, 2), random_normal(715, 2, 3, 2),
                  attention.causal_mask(3)),
+        _mw_case("a batch of 2 sequences sharing one padding mask (query 3 and key 3 are "
+                 "padding: a fully blocked row), n = 4, d_k = 2",
+                 random_normal(791, 2, 4, 2), random_normal(792, 2, 4, 2),
+                 _with_blocked_row(padded, 3)),
     ]
 
 
@@ -202,14 +232,35 @@ def _zero_scores(Q: np.ndarray, K: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _unstable(Q: np.ndarray, K: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """No max subtraction (large scores overflow), yet a fully blocked row right (zeros): the
+    mistake on its own, so that NaN on a blocked row alone is not blamed on it."""
     e = np.exp(np.where(mask, _scaled(Q, K), -np.inf))
-    return e / e.sum(axis=-1, keepdims=True)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, 1)
+
+
+def _large_negative(Q: np.ndarray, K: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """np.where(mask, scores, -1e9): a fully blocked row gets equal weights 1/n_k."""
+    return _blocked(_scaled(Q, K), mask, "large")
+
+
+def _large_subtracted(Q: np.ndarray, K: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """scores − 1e9 · (not mask): a fully blocked row gets the softmax of its own scores."""
+    return _stable(_scaled(Q, K) - 1e9 * ~np.asarray(mask))
 
 
 _INVERTED = (
     "you blocked the positions where the mask is True and kept those where it is False: the "
     "mask is inverted. True means \"may attend\": keep the scores where mask is True and set "
     "the others to −∞, np.where(mask, scores, -np.inf)."
+)
+
+_LARGE_NEGATIVE = (
+    "a large negative number such as -1e9 in place of −∞ gives a fully blocked row (a query "
+    "that may attend to nothing) weights that are not 0: with np.where(mask, scores, -1e9) "
+    "every score of that row is -1e9, so the softmax gives each position an equal weight 1/n. "
+    "Use -np.inf, np.where(mask, scores, -np.inf), and a softmax that gives a row with nothing "
+    "to attend to zeros (the given one does; see lesson 08)."
 )
 
 MASKED_ATTENTION_WEIGHTS = Checker(
@@ -227,6 +278,8 @@ MASKED_ATTENTION_WEIGHTS = Checker(
             lambda Q, K, mask: attention.softmax(_scaled(Q, K)),
         ),
         *_with_mask("mask-inverted", _INVERTED, lambda mask: ~mask),
+        Mistake("large-negative", _LARGE_NEGATIVE, _large_negative),
+        Mistake("large-negative", _LARGE_NEGATIVE, _large_subtracted),
         Mistake(
             "zeroed-not-renormalised",
             "you zeroed the blocked weights after the softmax, but the remaining weights no "
@@ -268,8 +321,8 @@ MASKED_ATTENTION_WEIGHTS = Checker(
         ),
     ),
     hint="weights = softmax(Ã) along each row, where Ã = Q Kᵀ / √d_k with the blocked scores "
-    "(mask False) set to −∞ first: np.where(mask, scores, -np.inf). Each row sums to 1 and "
-    "blocked positions get weight 0.",
+    "(mask False) set to −∞ first: np.where(mask, scores, -np.inf). Blocked positions get weight "
+    "0, a row with an allowed position sums to 1, and a fully blocked row is all zeros.",
     nan_hint="your weights contain NaN or inf: the softmax overflowed (subtract the row maximum "
     "before np.exp), or a row had all its scores blocked (check that True means \"may attend\").",
 )

@@ -330,8 +330,8 @@ def _bptt(
 
 _TANH_DERIVATIVE_HINT = (
     "the tanh derivative is taken at the wrong quantity: h_t = tanh(z_t) gives ∂h_t/∂z_t = "
-    "1 − tanh(z_t)² = 1 − h_t², with h_t the state this step computed (H[t]), not h_{t−1} and "
-    "not the pre-activation z_t. So dz_t = dh_t ⊙ (1 − H[t]²)."
+    "1 − tanh(z_t)² = 1 − h_t², with h_t the state this step computed (H[t]), not the state it "
+    "read (H[t − 1]) and not the pre-activation z_t. So dz_t = dh_t ⊙ (1 − H[t]²)."
 )
 
 RNN_BACKWARD = Checker(
@@ -373,10 +373,10 @@ RNN_BACKWARD = Checker(
             partial(_bptt, backwards=False),
         ),
     ),
-    hint="recompute H with the forward pass, then loop t = n − 1, ..., 0 with a carry g "
-    "(zeros at the start): dz_t = (dH[t] + g) * (1 − H[t]²), g = dz_t @ W_hh.T, "
-    "dW_hh += outer(h_{t−1}, dz_t), dW_xh += outer(X[t], dz_t), db_h += dz_t, "
-    "dX[t] = dz_t @ W_xh.T; at the end dh0 = g.",
+    hint="recompute H with the forward pass, then loop over the rows t = n − 1, ..., 0 with a "
+    "carry g (zeros at the start): dz_t = (dH[t] + g) * (1 − H[t]²), g = dz_t @ W_hh.T, "
+    "dW_hh += outer(H_prev[t], dz_t) with H_prev[t] = H[t − 1] (h0, or zeros, for t = 0), "
+    "dW_xh += outer(X[t], dz_t), db_h += dz_t, dX[t] = dz_t @ W_xh.T; at the end dh0 = g.",
     nan_hint="your gradients contain NaN or inf: check that you multiply by 1 − H[t]², which "
     "lies between 0 and 1, and that nothing is divided.",
 )
