@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from catalogue import name_of
+from catalogue import assert_rejected, name_of
 
 from course_lib.checks import (
     check_causal_mask,
@@ -143,10 +143,7 @@ def test_causal_mask_accepts_harder():
     ids=name_of,
 )
 def test_causal_mask_rejects(fn, key, hint):
-    result = check_causal_mask(fn)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
+    assert_rejected(check_causal_mask, fn, key, hint)
 
 
 # -- masked_attention_weights --------------------------------------------------------------------
@@ -344,10 +341,7 @@ def test_masked_attention_weights_accepts_harder(fn):
 )
 @pytest.mark.parametrize("harder", [False, True])
 def test_masked_attention_weights_rejects(fn, key, hint, harder):
-    result = check_masked_attention_weights(fn, harder=harder)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
+    assert_rejected(check_masked_attention_weights, fn, key, hint, harder=harder)
 
 
 @pytest.mark.parametrize("harder", [False, True])
@@ -572,10 +566,7 @@ def test_multi_head_self_attention_accepts_harder():
     ids=name_of,
 )
 def test_multi_head_self_attention_rejects(fn, key, hint):
-    result = check_multi_head_self_attention(fn)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
+    assert_rejected(check_multi_head_self_attention, fn, key, hint)
 
 
 def test_feedback_shows_the_smallest_failing_case():

@@ -13,7 +13,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from catalogue import name_of
+from catalogue import assert_each_mistake_recognised, assert_rejected, name_of
 
 from course_lib.attention import blockwise_attention as reference_blockwise
 from course_lib.checks import CHECKS, check_attention_rows, check_blockwise_attention
@@ -338,21 +338,12 @@ WRONG = [
 
 @pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=name_of)
 def test_rejects(fn, key, hint):
-    _assert_rejected(check_blockwise_attention, fn, key, hint)
-
-
-def _assert_rejected(check, fn, key, hint):
-    result = check(fn)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
+    assert_rejected(check_blockwise_attention, fn, key, hint)
 
 
 @pytest.mark.parametrize("function", ["blockwise_attention", "attention_rows"])
 def test_every_known_mistake_is_recognised_as_itself(function):
-    checker = CHECKS[function]
-    for mistake in checker.mistakes:
-        assert checker.check(mistake.compute).diagnosis == mistake.key, mistake.key
+    assert_each_mistake_recognised(function)
 
 
 def test_the_full_matrix_passes_every_case_but_the_memory_one():
@@ -654,7 +645,7 @@ ROWS_WRONG = [
 
 @pytest.mark.parametrize(("fn", "key", "hint"), ROWS_WRONG, ids=name_of)
 def test_rows_rejects(fn, key, hint):
-    _assert_rejected(check_attention_rows, fn, key, hint)
+    assert_rejected(check_attention_rows, fn, key, hint)
 
 
 def test_rows_memory_case_separates_a_block_from_all_rows():

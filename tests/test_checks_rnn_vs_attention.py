@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
-from catalogue import name_of
+from catalogue import assert_each_mistake_recognised, assert_rejected, name_of
 
-from course_lib.checks import CHECKS, check_rnn_backward, check_rnn_forward
+from course_lib.checks import check_rnn_backward, check_rnn_forward
 from course_lib.rnn import rnn_backward as reference_rnn_backward
 from course_lib.rnn import rnn_forward as reference_rnn_forward
 
@@ -305,16 +305,12 @@ WRONG = [
 
 @pytest.mark.parametrize(("fn", "key", "hint"), WRONG, ids=name_of)
 def test_rejects(fn, key, hint):
-    result = check_rnn_forward(fn)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
+    assert_rejected(check_rnn_forward, fn, key, hint)
 
 
-def test_every_known_mistake_is_recognised_as_itself():
-    checker = CHECKS["rnn_forward"]
-    for mistake in checker.mistakes:
-        assert checker.check(mistake.compute).diagnosis == mistake.key, mistake.key
+@pytest.mark.parametrize("function", ["rnn_forward", "rnn_backward"])
+def test_every_known_mistake_is_recognised_as_itself(function):
+    assert_each_mistake_recognised(function)
 
 
 def test_h0_ignored_fails_only_where_h0_is_given():
@@ -569,16 +565,7 @@ BACKWARD_WRONG = [
 
 @pytest.mark.parametrize(("fn", "key", "hint"), BACKWARD_WRONG, ids=name_of)
 def test_backward_rejects(fn, key, hint):
-    result = check_rnn_backward(fn)
-    assert not result
-    assert result.diagnosis == key, result.feedback
-    assert hint in result.feedback, result.feedback
-
-
-def test_every_known_backward_mistake_is_recognised_as_itself():
-    checker = CHECKS["rnn_backward"]
-    for mistake in checker.mistakes:
-        assert checker.check(mistake.compute).diagnosis == mistake.key, mistake.key
+    assert_rejected(check_rnn_backward, fn, key, hint)
 
 
 def test_backward_garbage_gives_a_clean_failure():

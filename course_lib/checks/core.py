@@ -114,6 +114,19 @@ class Mistake:
 
 
 @dataclass(frozen=True)
+class _Fit:
+    """A known mistake's variant against the learner's outcome on one case: for each output,
+    whether the two agree (`same`), and whether the variant is wrong there at all (`wrong`)."""
+
+    same: tuple[bool, ...]
+    wrong: bool
+
+    @property
+    def explains(self) -> bool:
+        return all(self.same)
+
+
+@dataclass(frozen=True)
 class Verdict:
     ok: bool
     kind: str = "passed"  # see CheckResult.diagnosis
@@ -408,16 +421,17 @@ class Checker:
             return _KIND_HINTS[key].format(function=self.function), key
         best: tuple[int, int] | None = None
         chosen: Mistake | None = None
-        for order, mistake in enumerate(self.mistakes):
-            if not self._explains(mistake, failing, failing_outcome, require_wrong=True):
+        fits = [self._fit(mistake, failing, failing_outcome) for mistake in self.mistakes]
+        for order, (mistake, fit) in enumerate(zip(self.mistakes, fits, strict=True)):
+            if not (fit.explains and fit.wrong):  # a variant right here explains no failure
                 continue
-            score = sum(self._explains(mistake, c, o) for c, o, _ in results)
+            score = sum(self._fit(mistake, c, o).explains for c, o, _ in results)
             if best is None or (score, -order) > best:
                 best, chosen = (score, -order), mistake
         if chosen is not None:
             return chosen.hint, chosen.key
         if verdict.kind == "values":
-            partly = self._partly_explains(failing, failing_outcome)
+            partly = self._partly_explains(failing, failing_outcome, fits)
             if partly is not None:
                 return partly
         if verdict.kind == "nan":
@@ -453,51 +467,45 @@ class Checker:
             )
         return self.hint, verdict.kind
 
-    def _explains(
-        self, mistake: Mistake, case: Case, outcome: Outcome, require_wrong: bool = False
-    ) -> bool:
-        """Whether the learner's outcome on `case` agrees with the wrong variant's."""
+    def _fit(self, mistake: Mistake, case: Case, outcome: Outcome) -> _Fit:
+        """How the wrong variant's outcome on `case` compares with the learner's, output by
+        output (a variant that raises fits a learner's function that raised the same)."""
         try:
             with np.errstate(all="ignore"):
                 variant = case.call(mistake.compute)
         except Exception as error:  # noqa: BLE001 - the variant fails too: same exception?
-            return outcome.error is not None and outcome.error.type == type(error).__name__
-        if not outcome.returned:
-            return False
-        variant_items = variant if isinstance(variant, tuple) else (variant,)
-        received, _ = self._structure(outcome.value)
-        if received is None or len(variant_items) != len(received):
-            return False
+            same = outcome.error is not None and outcome.error.type == type(error).__name__
+            return _Fit((same,), True)
+        received, _ = self._structure(outcome.value) if outcome.returned else (None, "")
+        items = variant if isinstance(variant, tuple) else (variant,)
+        if received is None or len(items) != len(received):
+            return _Fit((False,), True)
         rtol, atol = case_tolerance(case)
         rtol, atol = 10 * rtol, 10 * atol
-        if require_wrong and _all_close(variant_items, self.expected(case), rtol, atol):
-            return False  # the variant is right on this case: it cannot explain a failure
-        return _all_close(received, variant_items, rtol, atol)
+        return _Fit(
+            tuple(_all_close([got], [item], rtol, atol) for got, item in zip(received, items,
+                                                                             strict=True)),
+            not _all_close(items, self.expected(case), rtol, atol),
+        )
 
-    def _partly_explains(self, case: Case, outcome: Outcome) -> tuple[str, str] | None:
-        """Two mistakes at once, in a function with several outputs: the known mistake that
-        gives exactly some of the learner's wrong outputs on `case` (as `weights` computed
-        without the scaling, while `O` is wrong in another way too). Its hint, naming what it
-        explains and what is left; None when no mistake explains any wrong output."""
+    def _partly_explains(self, case: Case, outcome: Outcome,
+                         fits: Sequence[_Fit]) -> tuple[str, str] | None:
+        """Two mistakes at once, in a function with several outputs: the known mistake whose
+        variant (`fits`, on `case`) gives exactly some of the learner's wrong outputs (as
+        `weights` computed without the scaling, while `O` is wrong in another way too). Its
+        hint, naming what it explains and what is left; None when no mistake explains any."""
         received, _ = self._structure(outcome.value)
         expected = self.expected(case)
         if len(self.outputs) < 2 or received is None or len(received) != len(expected):
             return None
         rtol, atol = case_tolerance(case)
-        rtol, atol = 10 * rtol, 10 * atol
         wrong = [i for i, (got, want) in enumerate(zip(received, expected, strict=True))
-                 if got.shape != want.shape or not allclose(got, want, rtol, atol)]
+                 if not allclose(got, want, 10 * rtol, 10 * atol)]
         best: tuple[Mistake, list[int]] | None = None
-        for mistake in self.mistakes:
-            try:
-                with np.errstate(all="ignore"):
-                    variant = case.call(mistake.compute)
-            except Exception:  # noqa: BLE001 - a variant that fails here explains nothing
+        for mistake, fit in zip(self.mistakes, fits, strict=True):
+            if len(fit.same) != len(received):
                 continue
-            items = variant if isinstance(variant, tuple) else (variant,)
-            if len(items) != len(received):
-                continue
-            explained = [i for i in wrong if _all_close([received[i]], [items[i]], rtol, atol)]
+            explained = [i for i in wrong if fit.same[i]]
             if explained and (best is None or len(explained) > len(best[1])):
                 best = (mistake, explained)
         if best is None:
