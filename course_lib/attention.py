@@ -14,7 +14,12 @@ float64) and never modifies its inputs. A mask is boolean with True = "may atten
 score becomes −∞ before the softmax. A row with no finite score (every position blocked, a
 score that overflowed to −∞, or no keys at all) gets weights 0 and output 0, on every path
 (vectorized, loops, blockwise, heads), never NaN. An empty sequence (n = 0) gives empty
-results of the right shapes; a width of 0 (d_k = 0) is refused.
+results of the right shapes; a width of 0 (d_k = 0) is refused. float16 inputs are computed
+in float32 (products, sums, running statistics) and the result rounded to float16 once, as
+FlashAttention does (`shapes.compute_dtype`).
+
+Each function makes one input check call at its top (`course_lib.shapes`), then writes out
+the formula with the shape of each line.
 """
 
 from __future__ import annotations
@@ -26,9 +31,18 @@ import numpy as np
 from course_lib.shapes import (
     as_float_array,
     check_count,
+    check_gradient,
+    check_heads,
     check_mask,
     check_positive,
+    check_projections,
+    check_queries_keys,
+    check_queries_keys_values,
+    check_weights_values,
+    compute_dtype,
     float_dtype,
+    sum_over_batch,
+    sum_to_shape,
 )
 
 __all__ = [
@@ -40,6 +54,7 @@ __all__ = [
     "weighted_sum",
     "self_attention",
     "causal_mask",
+    "padding_mask",
     "attention_loops",
     "blockwise_attention",
     "sinusoidal_positions",
@@ -55,44 +70,25 @@ def project_qkv(
     """Project the embeddings into queries, keys and values: Q = X W_Q, K = X W_K, V = X W_V.
 
     Shapes: X (..., n, d_model); W_Q and W_K (d_model, d_k); W_V (d_model, d_v).
-    Returns (Q, K, V) of shapes (..., n, d_k), (..., n, d_k), (..., n, d_v).
+    Returns (Q, K, V) of shapes (..., n, d_k), (..., n, d_k), (..., n, d_v), in the inputs'
+    common float dtype. Raises ValueError when a matrix does not fit X or d_k differs.
     """
-    X = as_float_array(X, "X", 2, "(n, d_model)")
-    d_model = X.shape[-1]
-    weights = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V}
-    for name, W in weights.items():
-        width = "d_v" if name == "W_V" else "d_k"
-        W = weights[name] = as_float_array(W, name, 2, f"(d_model, {width})")
-        if W.ndim != 2 or W.shape[0] != d_model:
-            raise ValueError(
-                f"{name} has shape {W.shape} but X has shape {X.shape}: {name} must be a matrix "
-                f"of shape (d_model, ...) with d_model = {d_model} rows, one per embedding "
-                "dimension of X."
-            )
-    if weights["W_Q"].shape[1] != weights["W_K"].shape[1]:
-        raise ValueError(
-            f"W_Q has shape {weights['W_Q'].shape} and W_K has shape {weights['W_K'].shape}: "
-            "queries and keys must have the same width d_k, or q · k is not defined."
-        )
-    dtype = float_dtype(X, *weights.values())
-    Q, K, V = (np.matmul(X, W, dtype=dtype) for W in weights.values())
-    return Q, K, V
+    X, W_Q, W_K, W_V, dtype = check_projections(X, W_Q, W_K, W_V)
+    Q = X @ W_Q  # (..., n, d_k)
+    K = X @ W_K  # (..., n, d_k)
+    V = X @ W_V  # (..., n, d_v)
+    return Q.astype(dtype, copy=False), K.astype(dtype, copy=False), V.astype(dtype, copy=False)
 
 
 def attention_scores(Q: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Raw attention scores A = Q Kᵀ, that is a_ij = q_i · k_j, over the last two axes.
 
-    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k) -> A (..., n_q, n_k).
+    Shapes: Q (..., n_q, d_k), K (..., n_k, d_k) -> A (..., n_q, n_k). Raises ValueError when
+    the widths d_k differ or the batch axes do not broadcast.
     """
-    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
-    K = as_float_array(K, "K", 2, "(n_k, d_k)")
-    if Q.shape[-1] != K.shape[-1]:
-        raise ValueError(
-            f"Q has shape {Q.shape} and K has shape {K.shape}: queries and keys must have the "
-            f"same width d_k (got {Q.shape[-1]} and {K.shape[-1]})."
-        )
-    _check_batch("Q", Q, "K", K)
-    return np.matmul(Q, np.swapaxes(K, -1, -2), dtype=float_dtype(Q, K))
+    Q, K, _, dtype = check_queries_keys(Q, K)
+    A = Q @ np.swapaxes(K, -1, -2)  # (..., n_q, n_k)
+    return A.astype(dtype, copy=False)
 
 
 def scale_scores(A: np.ndarray, d_k: float) -> np.ndarray:
@@ -111,51 +107,44 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     Subtracting each row's maximum changes nothing mathematically but keeps exp from
     overflowing (scores of 1000) or underflowing to an all-zero row (rows far below others).
     A row that is entirely −∞ (every position blocked) gives zeros, not NaN.
-    Shape: any; the result has the shape of x and sums to 1 along `axis` (an axis of length
-    0 gives an empty result).
+    Shape: any; the result has the shape and float dtype of x and sums to 1 along `axis` (an
+    axis of length 0 gives an empty result). Raises ValueError for a scalar.
     """
     x = as_float_array(x, "x", 0)
     if x.ndim == 0:
         raise ValueError("softmax needs at least one axis; got a scalar.")
-    out = x.astype(float_dtype(x), copy=True)
-    return _softmax_inplace(out, axis)
+    dtype = float_dtype(x)
+    weights = _softmax_inplace(x.astype(compute_dtype(dtype), copy=True), axis)  # our own copy
+    return weights.astype(dtype, copy=False)
 
 
 def attention_weights(Q: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Attention weights α = softmax(Q Kᵀ / √d_k) along each row, with `mask` applied first.
 
     Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), mask (n_q, n_k) or broadcastable, boolean,
-    True = may attend. Returns α (..., n_q, n_k), each row summing to 1 (a row whose every
-    position is blocked is all zeros).
+    True = may attend (a batch of padded sequences: `padding_mask`, (B, 1, n_k)). Returns α
+    (..., n_q, n_k), each row summing to 1 (a row whose every position is blocked is all
+    zeros). Raises ValueError for shapes or a mask that do not fit.
     """
-    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
-    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    Q, K, mask, dtype = check_queries_keys(Q, K, mask)
     # Ã = Q Kᵀ / √d_k = (Q / √d_k) Kᵀ: scaling the n x d_k queries is cheaper than the n x n scores
-    scale = _inverse_sqrt(Q.shape[-1], float_dtype(Q, K))
-    A = attention_scores(Q * scale, K)  # a fresh array of our own: the steps below work in place
+    A = (Q * _inverse_sqrt(Q.shape[-1], Q.dtype)) @ np.swapaxes(K, -1, -2)  # (..., n_q, n_k)
     if mask is not None:
-        mask = check_mask(mask, A.shape)
-        if np.broadcast_shapes(mask.shape, A.shape) != A.shape:
+        if np.broadcast_shapes(mask.shape, A.shape) != A.shape:  # the mask adds batch axes
             A = np.broadcast_to(A, np.broadcast_shapes(mask.shape, A.shape)).copy()
         np.copyto(A, -np.inf, where=~mask)  # blocked: exp(−∞) = 0 after the softmax
-    return _softmax_inplace(A, axis=-1)
+    return _softmax_inplace(A, axis=-1).astype(dtype, copy=False)  # α, (..., n_q, n_k)
 
 
 def weighted_sum(weights: np.ndarray, V: np.ndarray) -> np.ndarray:
     """Outputs O = α V, that is o_i = Σ_j α_ij v_j: each output a weighted average of values.
 
-    Shapes: weights (..., n_q, n_k), V (..., n_k, d_v) -> O (..., n_q, d_v).
+    Shapes: weights (..., n_q, n_k), V (..., n_k, d_v) -> O (..., n_q, d_v). Raises
+    ValueError when n_k differs or the batch axes do not broadcast.
     """
-    weights = as_float_array(weights, "weights", 2, "(n_q, n_k)")
-    V = as_float_array(V, "V", 2, "(n_k, d_v)")
-    if weights.shape[-1] != V.shape[-2]:
-        raise ValueError(
-            f"weights has shape {weights.shape} and V has shape {V.shape}: each row of the "
-            f"weights needs one weight per value, so n_k = {weights.shape[-1]} must equal the "
-            f"number of rows of V ({V.shape[-2]})."
-        )
-    _check_batch("weights", weights, "V", V)
-    return np.matmul(weights, V, dtype=float_dtype(weights, V))
+    weights, V, dtype = check_weights_values(weights, V)
+    O = weights @ V  # (..., n_q, d_v)
+    return O.astype(dtype, copy=False)
 
 
 def self_attention(
@@ -182,6 +171,27 @@ def causal_mask(n: int) -> np.ndarray:
     """
     n = check_count(n, "n", minimum=0)
     return np.tril(np.ones((n, n), dtype=bool))
+
+
+def padding_mask(is_token: np.ndarray) -> np.ndarray:
+    """The mask of a batch of padded sequences: any query may attend to key j of its
+    sequence when j is a real token, never to padding.
+
+    is_token (B, n_k), boolean, True for a real token and False for padding. Returns
+    is_token[:, None, :] of shape (B, 1, n_k): the axis of the queries added, so that it
+    broadcasts against scores (B, n_q, n_k) and, in `multi_head_self_attention`, against every
+    head. (A (B, n_k) mask given as it is would be read as (n_q, n_k), the wrong axes.)
+    Combine it with a causal mask by `&`. PyTorch's key_padding_mask is the opposite
+    (True = padding): `padding_mask(~key_padding_mask)`. Raises ValueError for a mask that is
+    not boolean or not (B, n_k).
+    """
+    is_token = np.asarray(is_token)
+    if is_token.dtype != np.bool_ or is_token.ndim != 2:
+        raise ValueError(
+            "is_token must be a boolean array of shape (B, n_k), True for a real token and "
+            f"False for padding; got dtype {is_token.dtype} and shape {is_token.shape}."
+        )
+    return is_token[:, None, :]  # (B, 1, n_k)
 
 
 def attention_loops(
@@ -243,43 +253,38 @@ def blockwise_attention(
     scaled scores S, and keeps per query row a running maximum m, a running sum
     l = Σ_j exp(ã_ij − m) and a running unnormalised output o = Σ_j exp(ã_ij − m) v_j. When a
     block raises the maximum from m to m', what was summed so far is rescaled by exp(m − m').
-    At the end O = o / l. The largest temporary is (..., n_q, block_size).
+    At the end O = o / l. The largest temporary is (..., n_q, block_size). (Milakov and
+    Gimelshein 2018, "Online normalizer calculation for softmax"; Dao et al. 2022,
+    FlashAttention, algorithm 1.) The running m, l and o of float16 inputs are float32: in
+    float16, l would stop growing at 2048 while o goes on.
 
     While a row has seen no finite score (m' = −∞: its scores so far overflowed to −∞), 0 is
     subtracted instead of m', since −∞ − (−∞) is NaN; a row that never sees one (or n_k = 0)
     gets O = 0, as `attention_weights(Q, K) @ V` gives.
 
     Shapes: Q (..., n_q, d_k), K (..., n_k, d_k), V (..., n_k, d_v) -> O (..., n_q, d_v).
+    Raises ValueError for shapes that do not fit or a block_size that is not a positive int.
     """
-    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
-    K = as_float_array(K, "K", 2, "(n_k, d_k)")
-    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    Q, K, V, dtype = check_queries_keys_values(Q, K, V)
     block_size = check_count(block_size, "block_size")
-    if Q.shape[-1] != K.shape[-1] or K.shape[-2] != V.shape[-2]:
-        raise ValueError(
-            f"Q {Q.shape}, K {K.shape} and V {V.shape} do not fit: Q and K need the same width "
-            "d_k, and K and V the same number of rows n_k (one value per key)."
-        )
-    dtype = float_dtype(Q, K, V)
-    n_k = K.shape[-2]
-    batch = np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2])
-    Q_scaled = (Q * _inverse_sqrt(Q.shape[-1], dtype)).astype(dtype, copy=False)
-    m = np.full((*batch, Q.shape[-2], 1), -np.inf, dtype=dtype)  # running row maximum
-    l = np.zeros((*batch, Q.shape[-2], 1), dtype=dtype)  # running Σ exp(ã_ij − m)
-    o = np.zeros((*batch, Q.shape[-2], V.shape[-1]), dtype=dtype)  # running Σ exp(ã_ij − m) v_j
-    for start in range(0, n_k, block_size):
+    rows = (*np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2]), Q.shape[-2])
+    Q_scaled = Q * _inverse_sqrt(Q.shape[-1], Q.dtype)  # Q / √d_k, (..., n_q, d_k)
+    m = np.full((*rows, 1), -np.inf, dtype=Q.dtype)  # running row maximum, (..., n_q, 1)
+    l = np.zeros((*rows, 1), dtype=Q.dtype)  # running Σ exp(ã_ij − m), (..., n_q, 1)
+    o = np.zeros((*rows, V.shape[-1]), dtype=Q.dtype)  # running Σ exp(ã_ij − m) v_j, (.., n_q, d_v)
+    for start in range(0, K.shape[-2], block_size):
         keys = slice(start, start + block_size)
-        K_block, V_block = K[..., keys, :], V[..., keys, :]
-        S = np.matmul(Q_scaled, np.swapaxes(K_block, -1, -2), dtype=dtype)  # (..., n_q, block)
-        m_new = np.maximum(m, S.max(axis=-1, keepdims=True))
+        S = Q_scaled @ np.swapaxes(K[..., keys, :], -1, -2)  # (..., n_q, block)
+        m_new = np.maximum(m, S.max(axis=-1, keepdims=True))  # (..., n_q, 1)
         shift = np.where(m_new == -np.inf, 0, m_new)  # no finite score yet: subtract nothing
         correction = np.exp(m - shift)  # rescales the sums made under the old maximum
         S -= shift
-        P = np.exp(S, out=S)  # exp(ã_ij − m'), in place of the scores
+        P = np.exp(S, out=S)  # exp(ã_ij − m'), in place of the scores, (..., n_q, block)
         l = l * correction + P.sum(axis=-1, keepdims=True)
-        o = o * correction + np.matmul(P, V_block, dtype=dtype)
+        o = o * correction + P @ V[..., keys, :]
         m = m_new
-    return np.divide(o, l, out=o, where=l > 0)  # O = o / l; a row with l = 0 keeps o = 0
+    O = np.divide(o, l, out=o, where=l > 0)  # o / l; a row with l = 0 keeps o = 0
+    return O.astype(dtype, copy=False)
 
 
 def sinusoidal_positions(n: int, d_model: int) -> np.ndarray:
@@ -315,29 +320,16 @@ def multi_head_self_attention(
 
     With d_head = d_model / n_heads, head h uses the columns h·d_head .. (h+1)·d_head − 1 of
     W_Q, W_K and W_V:  head_h = softmax(Q_h K_hᵀ / √d_head) V_h,  and
-    O = concat(head_0, ..., head_{n_heads−1}) W_O.
+    O = concat(head_0, ..., head_{n_heads−1}) W_O.  (Vaswani et al. 2017, section 3.2.2.)
 
     Shapes: X (..., n, d_model); W_Q, W_K, W_V, W_O (d_model, d_model); mask (n, n) or
-    (..., n, n), shared by every head, True = may attend.
-    Returns (O, weights) of shapes (..., n, d_model) and (..., n_heads, n, n).
+    (..., n, n), or a batch's padding mask (B, 1, n), shared by every head, True = may attend.
+    Returns (O, weights) of shapes (..., n, d_model) and (..., n_heads, n, n). Raises
+    ValueError when n_heads does not divide d_model or a matrix is not (d_model, d_model).
     """
-    X = as_float_array(X, "X", 2, "(n, d_model)")
-    d_model = X.shape[-1]
-    n_heads = check_count(n_heads, "n_heads")
-    if d_model % n_heads:
-        raise ValueError(
-            f"n_heads = {n_heads} does not divide d_model = {d_model}: every head gets "
-            f"d_model / n_heads columns, so choose n_heads among the divisors of {d_model}."
-        )
-    W_O = as_float_array(W_O, "W_O", 2, "(d_model, d_model)")
-    if W_O.shape != (d_model, d_model):
-        raise ValueError(f"W_O must have shape (d_model, d_model) = {(d_model, d_model)}; "
-                         f"got {W_O.shape}.")
-    Q, K, V = project_qkv(X, W_Q, W_K, W_V)  # (..., n, d_model) each
-    if Q.shape[-1] != d_model or V.shape[-1] != d_model:
-        raise ValueError(f"W_Q, W_K and W_V must have shape (d_model, d_model) = "
-                         f"{(d_model, d_model)}; got {np.shape(W_Q)}, {np.shape(W_K)}, "
-                         f"{np.shape(W_V)}.")
+    X, W_Q, W_K, W_V, dtype = check_projections(X, W_Q, W_K, W_V)
+    n_heads, W_O = check_heads(X.shape[-1], n_heads, W_Q, W_K, W_V, W_O)
+    n, d_model = X.shape[-2:]
     d_head = d_model // n_heads
 
     def split(M: np.ndarray) -> np.ndarray:  # (..., n, d_model) -> (..., n_heads, n, d_head)
@@ -345,10 +337,12 @@ def multi_head_self_attention(
 
     if mask is not None and np.ndim(mask) > 2:
         mask = np.expand_dims(mask, -3)  # (..., n, n) -> (..., 1, n, n): the same for every head
-    weights = attention_weights(split(Q), split(K), mask)  # (..., n_heads, n, n)
-    heads = np.matmul(weights, split(V))  # (..., n_heads, n, d_head)
-    concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], heads.shape[-2], d_model)
-    return np.matmul(concat, W_O, dtype=float_dtype(concat, W_O)), weights
+    Q, K, V = split(X @ W_Q), split(X @ W_K), split(X @ W_V)  # (..., n_heads, n, d_head) each
+    weights = attention_weights(Q, K, mask)  # (..., n_heads, n, n)
+    heads = weights @ V  # (..., n_heads, n, d_head)
+    concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, d_model)  # (..., n, d_model)
+    O = concat @ W_O.astype(concat.dtype, copy=False)  # (..., n, d_model)
+    return O.astype(dtype, copy=False), weights.astype(dtype, copy=False)
 
 def softmax_backward(
     weights: np.ndarray, d_weights: np.ndarray, axis: int = -1
@@ -366,16 +360,12 @@ def softmax_backward(
     shapes differ.
     """
     weights = as_float_array(weights, "weights", 1)
-    d_weights = as_float_array(d_weights, "d_weights", 1)
-    if weights.shape != d_weights.shape:
-        raise ValueError(
-            f"weights has shape {weights.shape} and d_weights has shape {d_weights.shape}: "
-            "d_weights = ∂L/∂α has one entry per weight, so the shapes must be equal."
-        )
+    d_weights = check_gradient(d_weights, "d_weights", weights.shape, "weights")
     dtype = float_dtype(weights, d_weights)
-    weights, d_weights = weights.astype(dtype, copy=False), d_weights.astype(dtype, copy=False)
+    weights, d_weights = (a.astype(compute_dtype(dtype), copy=False) for a in (weights, d_weights))
     inner = np.sum(weights * d_weights, axis=axis, keepdims=True)  # Σ_j α_j dα_j, (..., 1, ...)
-    return weights * (d_weights - inner)  # α ⊙ (dα − Σ_j α_j dα_j), the shape of α
+    d_scores = weights * (d_weights - inner)  # α ⊙ (dα − Σ_j α_j dα_j), the shape of α
+    return d_scores.astype(dtype, copy=False)
 
 
 def self_attention_backward(
@@ -406,19 +396,11 @@ def self_attention_backward(
     dtype of the inputs is kept. Raises ValueError when the shapes do not fit (dO must have the
     shape of O). Source: the chain rule through Vaswani et al. (2017), eq. 1.
     """
-    Q, K, V = project_qkv(X, W_Q, W_K, W_V)  # checks X and the projections
-    weights = attention_weights(Q, K, mask)  # checks the mask; (..., n, n)
-    dO = as_float_array(dO, "dO", 2, "(n, d_v)")
-    O_shape = (*weights.shape[:-1], V.shape[-1])
-    if dO.shape != O_shape:
-        raise ValueError(
-            f"dO has shape {dO.shape} but O has shape {O_shape}: dO = ∂L/∂O has one entry per "
-            "entry of the output O."
-        )
-    dtype = float_dtype(Q, dO)
-    X, W_Q, W_K, W_V, dO = (np.asarray(a, dtype=dtype) for a in (X, W_Q, W_K, W_V, dO))
-    Q, K, V, weights = (a.astype(dtype, copy=False) for a in (Q, K, V, weights))
-    scale = dtype.type(1 / math.sqrt(Q.shape[-1]))
+    X, W_Q, W_K, W_V, dtype = check_projections(X, W_Q, W_K, W_V)
+    Q, K, V = X @ W_Q, X @ W_K, X @ W_V  # the forward pass again, (..., n, d_k | d_k | d_v)
+    weights = attention_weights(Q, K, mask)  # α, (..., n, n); checks the mask
+    dO = check_gradient(dO, "dO", (*weights.shape[:-1], V.shape[-1]), "O").astype(Q.dtype)
+    scale = _inverse_sqrt(Q.shape[-1], Q.dtype)
     dV = np.swapaxes(weights, -1, -2) @ dO  # αᵀ dO, (..., n, d_v)
     d_weights = dO @ np.swapaxes(V, -1, -2)  # dO Vᵀ, (..., n, n)
     d_scores = softmax_backward(weights, d_weights)  # dÃ, (..., n, n); 0 where blocked
@@ -426,21 +408,9 @@ def self_attention_backward(
     dK = (np.swapaxes(d_scores, -1, -2) @ Q) * scale  # dÃᵀ Q / √d_k, (..., n, d_k)
     dX = dQ @ W_Q.T + dK @ W_K.T + dV @ W_V.T  # the three paths into X, (..., n, d_model)
     X_all = np.broadcast_to(X, dX.shape)  # X once per sequence (a mask may add batch axes)
-    dW_Q, dW_K, dW_V = (_sum_over_batch(X_all, dM) for dM in (dQ, dK, dV))  # Σ Xᵀ dM
-    return _sum_to_shape(dX, X.shape), dW_Q, dW_K, dW_V
-
-
-def _sum_over_batch(X: np.ndarray, dM: np.ndarray) -> np.ndarray:
-    """Σ over the batch of Xᵀ dM: (..., n, d_model), (..., n, d) -> (d_model, d)."""
-    return X.reshape(-1, X.shape[-1]).T @ dM.reshape(-1, dM.shape[-1])
-
-
-def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient over the axes along which its input was broadcast, back to `shape`."""
-    extra = grad.ndim - len(shape)
-    grad = grad.sum(axis=tuple(range(extra))) if extra else grad
-    stretched = tuple(i for i, size in enumerate(shape) if size == 1 and grad.shape[i] != 1)
-    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+    dW_Q, dW_K, dW_V = (sum_over_batch(X_all, dM) for dM in (dQ, dK, dV))  # Σ Xᵀ dM
+    return tuple(g.astype(dtype, copy=False)  # type: ignore[return-value]
+                 for g in (sum_to_shape(dX, X.shape), dW_Q, dW_K, dW_V))
 
 
 def _inverse_sqrt(d_k: int, dtype: np.dtype) -> np.generic:
@@ -466,14 +436,3 @@ def _softmax_inplace(x: np.ndarray, axis: int) -> np.ndarray:
     inverse = np.divide(1, total, out=np.zeros_like(total), where=total > 0)
     x *= inverse  # one multiplication per weight is cheaper than a division
     return x
-
-
-def _check_batch(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
-    """A clear error when the leading (batch) axes of two operands cannot broadcast."""
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"{name_a} has shape {a.shape} and {name_b} has shape {b.shape}: their leading "
-            f"(batch) axes {a.shape[:-2]} and {b.shape[:-2]} do not match."
-        ) from None

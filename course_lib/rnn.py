@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.shapes import as_float_array, float_dtype
+from course_lib.shapes import (
+    as_float_array,
+    compute_dtype,
+    float_dtype,
+    sum_over_batch,
+    sum_to_shape,
+)
 
 __all__ = ["rnn_forward", "rnn_input_jacobians", "rnn_backward", "gru_forward", "gru_backward"]
 
@@ -29,30 +35,16 @@ def rnn_forward(
     """All hidden states H = (h_1, ..., h_n) of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h).
 
     Shapes: X (..., n, d_in), W_xh (d_in, d_h), W_hh (d_h, d_h), b_h (d_h,), h0 (..., d_h) or
-    None for zeros. Returns H (..., n, d_h); h_0 is not included.
+    None for zeros. Returns H (..., n, d_h) in the inputs' float dtype; h_0 is not included.
+    Raises ValueError for shapes that do not fit.
     """
-    X = as_float_array(X, "X", 2, "(n, d_in)")
-    W_xh = as_float_array(W_xh, "W_xh", 2, "(d_in, d_h)")
-    W_hh = as_float_array(W_hh, "W_hh", 2, "(d_h, d_h)")
-    b_h = as_float_array(b_h, "b_h", 1, "(d_h,)")
-    d_in, d_h = X.shape[-1], W_hh.shape[0]
-    if W_xh.shape != (d_in, d_h) or W_hh.shape != (d_h, d_h) or b_h.shape != (d_h,):
-        raise ValueError(
-            f"with X of shape {X.shape} (d_in = {d_in}) and W_hh of shape {W_hh.shape} "
-            f"(d_h = {d_h}), W_xh must be {(d_in, d_h)}, W_hh {(d_h, d_h)} and b_h {(d_h,)}; "
-            f"got W_xh {W_xh.shape}, W_hh {W_hh.shape}, b_h {b_h.shape}."
-        )
-    dtype = float_dtype(X, W_xh, W_hh, b_h)
-    *batch, n, _ = X.shape
-    h = np.zeros((*batch, d_h), dtype=dtype) if h0 is None else np.array(h0, dtype=dtype)
-    if h.shape[-1:] != (d_h,):
-        raise ValueError(f"h0 must have shape (..., d_h) with d_h = {d_h}; got {h.shape}.")
-    H = np.empty((*np.broadcast_shapes(tuple(batch), h.shape[:-1]), n, d_h), dtype=dtype)
+    X, W_xh, W_hh, b_h, h, dtype = _check_recurrent(
+        X, W_xh, W_hh, (b_h,), h0, 1, ("X", "W_xh", "W_hh", "b_h"))
+    H = np.empty((*h.shape[:-1], X.shape[-2], h.shape[-1]), dtype=h.dtype)  # (..., n, d_h)
     XW = X @ W_xh + b_h  # the inputs' part of every step: independent of h, so all at once
-    for t in range(n):  # sequential: h_t needs h_{t-1}
-        h = np.tanh(XW[..., t, :] + h @ W_hh).astype(dtype, copy=False)
-        H[..., t, :] = h
-    return H
+    for t in range(X.shape[-2]):  # sequential: h_t needs h_{t-1}
+        H[..., t, :] = h = np.tanh(XW[..., t, :] + h @ W_hh)  # (..., d_h)
+    return H.astype(dtype, copy=False)
 
 
 def rnn_input_jacobians(
@@ -100,7 +92,8 @@ def _check_recurrent(
 
     `gates` is the number of d_h-wide blocks in each weight's columns (1: Elman, 3: GRU's r, z, n).
     `names` are the course's names of (X, W_x, W_h, *biases). Returns the arrays in the common
-    float dtype: (X, W_x, W_h, *biases, h_0) with h_0 broadcast to the batch, shape (..., d_h).
+    dtype the math runs in (float32 for float16, `shapes.compute_dtype`): (X, W_x, W_h, *biases,
+    h_0) with h_0 broadcast to the batch, shape (..., d_h), then the dtype of the results.
     """
     X = as_float_array(X, names[0], 2, "(n, d_in)")
     W_x = as_float_array(W_x, names[1], 2, f"(d_in, {gates}·d_h)" if gates > 1 else "(d_in, d_h)")
@@ -118,21 +111,18 @@ def _check_recurrent(
             + "; got " + ", ".join(f"{k} {v}" for k, v in got.items()) + "."
         )
     dtype = float_dtype(X, W_x, W_h, *biases)
-    h = np.zeros(d_h, dtype=dtype) if h0 is None else np.asarray(h0, dtype=dtype)
+    math_dtype = compute_dtype(dtype)
+    h = np.zeros(d_h, dtype=math_dtype) if h0 is None else np.asarray(h0, dtype=math_dtype)
     if h.shape[-1:] != (d_h,):
         raise ValueError(f"h0 must have shape (..., d_h) with d_h = {d_h}; got {h.shape}.")
     batch = np.broadcast_shapes(X.shape[:-2], h.shape[:-1])
     h = np.broadcast_to(h, (*batch, d_h))
-    return (X.astype(dtype, copy=False), W_x.astype(dtype, copy=False),
-            W_h.astype(dtype, copy=False), *(b_i.astype(dtype, copy=False) for b_i in biases), h)
+    return (*(a.astype(math_dtype, copy=False) for a in (X, W_x, W_h, *biases)), h, dtype)
 
 
-def _sum_to(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient over the axes that broadcasting added or stretched, back to `shape`."""
-    extra = gradient.ndim - len(shape)
-    gradient = gradient.sum(axis=tuple(range(extra))) if extra else gradient
-    stretched = tuple(a for a, size in enumerate(shape) if size == 1 and gradient.shape[a] != 1)
-    return gradient.sum(axis=stretched, keepdims=True) if stretched else gradient
+def _in_dtype(dtype: np.dtype, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The results in the inputs' float dtype (float16 was computed in float32)."""
+    return tuple(a.astype(dtype, copy=False) for a in arrays)
 
 
 def _check_dH(dH: object, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -140,11 +130,6 @@ def _check_dH(dH: object, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
     if dH.shape != shape:
         raise ValueError(f"dH must have the shape of H, {shape}; got {dH.shape}.")
     return dH.astype(dtype, copy=False)
-
-
-def _batch_sum(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Σ over all leading axes of Aᵀ B: (..., m, p) and (..., m, q) -> (p, q)."""
-    return A.reshape(-1, A.shape[-1]).T @ B.reshape(-1, B.shape[-1])
 
 
 def rnn_backward(
@@ -174,7 +159,7 @@ def rnn_backward(
     weight gradients are summed over the batch axes. Keeps the inputs' float dtype. Raises
     ValueError for shapes that do not fit, TypeError for non-numeric input.
     """
-    X, W_xh, W_hh, b_h, h_0 = _check_recurrent(
+    X, W_xh, W_hh, b_h, h_0, dtype = _check_recurrent(
         X, W_xh, W_hh, (b_h,), h0, 1, ("X", "W_xh", "W_hh", "b_h"))
     H = rnn_forward(X, W_xh, W_hh, b_h, h_0)  # (..., n, d_h)
     dH = _check_dH(dH, H.shape, H.dtype)
@@ -184,12 +169,12 @@ def rnn_backward(
     for t in reversed(range(H.shape[-2])):  # backwards: step t needs the carry from step t + 1
         dZ[..., t, :] = (dH[..., t, :] + g) * (1 - H[..., t, :] ** 2)
         g = dZ[..., t, :] @ W_hh.T  # (..., d_h)
-    dX = _sum_to(dZ @ W_xh.T, X.shape)  # (..., n, d_in)
-    dW_xh = _batch_sum(np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])), dZ)  # (d_in, d_h)
-    dW_hh = _batch_sum(H_prev, dZ)  # (d_h, d_h)
+    dX = sum_to_shape(dZ @ W_xh.T, X.shape)  # (..., n, d_in)
+    dW_xh = sum_over_batch(np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])), dZ)  # (d_in, d_h)
+    dW_hh = sum_over_batch(H_prev, dZ)  # (d_h, d_h)
     db_h = dZ.reshape(-1, dZ.shape[-1]).sum(axis=0)  # (d_h,)
-    dh0 = g if h0 is None else _sum_to(g, np.shape(h0))
-    return dX, dW_xh, dW_hh, db_h, dh0
+    dh0 = g if h0 is None else sum_to_shape(g, np.shape(h0))
+    return _in_dtype(dtype, dX, dW_xh, dW_hh, db_h, dh0)
 
 
 # --- the GRU -----------------------------------------------------------------------------------
@@ -249,8 +234,9 @@ def gru_forward(
     Shapes: X (..., n, d_in), h0 (..., d_h) or None for zeros. Returns H (..., n, d_h) in the
     inputs' float dtype; h_0 is not included. Raises ValueError for shapes that do not fit.
     """
-    X, W_x, W_h, b_x, b_h, h_0 = _check_recurrent(X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
-    return _gru_steps(X, W_x, W_h, b_x, b_h, h_0)[0]
+    X, W_x, W_h, b_x, b_h, h_0, dtype = _check_recurrent(
+        X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
+    return _gru_steps(X, W_x, W_h, b_x, b_h, h_0)[0].astype(dtype, copy=False)
 
 
 def gru_backward(
@@ -277,7 +263,8 @@ def gru_backward(
     db_h = Σ dG_h, dh0 = the last g. Shapes as in `gru_forward`, dH like H; returns
     (dX, dW_x, dW_h, db_x, db_h, dh0), weight gradients summed over the batch axes.
     """
-    X, W_x, W_h, b_x, b_h, h_0 = _check_recurrent(X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
+    X, W_x, W_h, b_x, b_h, h_0, dtype = _check_recurrent(
+        X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
     H, s = _gru_steps(X, W_x, W_h, b_x, b_h, h_0)
     dH = _check_dH(dH, H.shape, H.dtype)
     H_prev = np.concatenate([h_0[..., None, :], H], axis=-2)[..., :-1, :]  # h_{t-1}, (..., n, d_h)
@@ -296,10 +283,10 @@ def gru_backward(
         dG_h[..., t, :2 * d_h] = dG_x[..., t, :2 * d_h]
         dG_h[..., t, 2 * d_h:] = da_n * r
         g = dh * z + dG_h[..., t, :] @ W_hT  # (..., d_h)
-    dX = _sum_to(dG_x @ W_x.T, X.shape)  # (..., n, d_in)
-    dW_x = _batch_sum(np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])), dG_x)  # (d_in, 3·d_h)
-    dW_h = _batch_sum(H_prev, dG_h)  # (d_h, 3·d_h)
+    dX = sum_to_shape(dG_x @ W_x.T, X.shape)  # (..., n, d_in)
+    dW_x = sum_over_batch(np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])), dG_x)  # (d_in, 3·d_h)
+    dW_h = sum_over_batch(H_prev, dG_h)  # (d_h, 3·d_h)
     db_x = dG_x.reshape(-1, dG_x.shape[-1]).sum(axis=0)  # (3·d_h,)
     db_h = dG_h.reshape(-1, dG_h.shape[-1]).sum(axis=0)
-    dh0 = g if h0 is None else _sum_to(g, np.shape(h0))
-    return dX, dW_x, dW_h, db_x, db_h, dh0
+    dh0 = g if h0 is None else sum_to_shape(g, np.shape(h0))
+    return _in_dtype(dtype, dX, dW_x, dW_h, db_x, db_h, dh0)

@@ -2,7 +2,11 @@
 
 numpy's own errors ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...")
 tell a learner little. These helpers turn inputs into float arrays and check shapes, naming
-the course's symbols (`X`, `W_Q`, `d_model`, `d_k`, ...) in every message.
+the course's symbols (`X`, `W_Q`, `d_model`, `d_k`, ...) in every message. Each math function
+makes one check call at its top (`check_projections`, `check_queries_keys`, ...), which also
+hands back the inputs in the dtype the math runs in (`compute_dtype`: float32 for float16) and
+the dtype of the result; then comes the formula. Also here: the broadcasting bookkeeping of the
+backward passes (`sum_to_shape`, `sum_over_batch`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,12 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_count", "check_positive", "check_mask", "float_dtype"]
+__all__ = [
+    "as_float_array", "check_count", "check_positive", "check_mask", "float_dtype",
+    "compute_dtype", "sum_to_shape", "sum_over_batch", "check_projections",
+    "check_queries_keys", "check_weights_values", "check_queries_keys_values", "check_heads",
+    "check_gradient", "check_batch",
+]
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -68,7 +77,10 @@ def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:
     """`mask` as a boolean array that broadcasts against scores of shape `(..., n_q, n_k)`.
 
     The course's convention (as in PyTorch's `scaled_dot_product_attention`): `True` means
-    "may attend", `False` blocks the score.
+    "may attend", `False` blocks the score. Its last two axes are always read as (n_q, n_k):
+    a padding mask of a batch, one row (n_k,) per sequence, is given as (B, 1, n_k)
+    (`attention.padding_mask`), never as (B, n_k), which numpy would read as (n_q, n_k).
+    Raises ValueError for a mask that is not boolean or does not fit, naming the fix.
     """
     mask = np.asarray(mask)
     if mask.dtype != np.bool_:
@@ -78,15 +90,206 @@ def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:
             "mask.astype(bool); an additive mask of 0 and -inf (PyTorch's float attn_mask, "
             "added to the scores, e.g. from nn.Transformer.generate_square_subsequent_mask), "
             "mask == 0 (not mask.astype(bool): that makes -inf True, the mask inverted). A "
-            "boolean mask from torch.nn.MultiheadAttention (attn_mask or key_padding_mask, "
-            "True = may NOT attend) becomes ~mask; one for scaled_dot_product_attention "
-            "(True = may attend) is used as it is."
+            "boolean attn_mask from torch.nn.MultiheadAttention (True = may NOT attend) becomes "
+            "~attn_mask; its key_padding_mask of shape (B, n_k) (True = padding) becomes "
+            "~key_padding_mask[:, None, :] (with heads: [:, None, None, :]); a mask for "
+            "scaled_dot_product_attention (True = may attend) is used as it is."
         )
     try:
         np.broadcast_shapes(mask.shape, scores_shape)
     except ValueError:
         raise ValueError(
             f"mask of shape {mask.shape} does not fit the scores of shape {scores_shape}: "
-            f"it must be (n_q, n_k) = {scores_shape[-2:]} or broadcast to it."
+            f"its last two axes must be (n_q, n_k) = {scores_shape[-2:]} or broadcast to it."
+            + _padding_hint(mask.shape, scores_shape)
         ) from None
     return mask
+
+
+def _padding_hint(mask_shape: tuple[int, ...], scores_shape: tuple[int, ...]) -> str:
+    """The fix when a mask looks like a batch's padding mask (B, n_k) given without its query
+    axis."""
+    if len(mask_shape) == 2 and len(scores_shape) >= 3 and mask_shape[-1] == scores_shape[-1]:
+        return (
+            f" A padding mask of a batch, one row of n_k = {mask_shape[-1]} per sequence "
+            "(True = a real token), needs an axis for the queries: mask[:, None, :], of shape "
+            f"{(mask_shape[0], 1, mask_shape[1])} (attention.padding_mask does this)."
+        )
+    return ""
+
+
+# --- reduced precision and broadcasting, shared by the math modules ----------------------------
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The float dtype the math runs in for a result of `dtype`: float32 for float16.
+
+    float16 has 11 significant bits: a running sum stops growing at 2048 (the spacing of
+    float16 numbers is 2 there) and overflows past 65,504. Like FlashAttention (Dao et al.
+    2022, section 3.1), the course computes reduced-precision inputs in float32 (products,
+    sums, running statistics) and rounds the result to float16 once, at the end.
+    """
+    return np.promote_types(dtype, np.float32) if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
+
+
+def sum_to_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the axes that broadcasting added or stretched, back to `shape`.
+
+    The gradient of an input that was broadcast (a shared h0, an X used by a batch of masks)
+    is the sum of the gradients of all its copies.
+    """
+    extra = gradient.ndim - len(shape)
+    gradient = gradient.sum(axis=tuple(range(extra))) if extra else gradient
+    stretched = tuple(a for a, size in enumerate(shape) if size == 1 and gradient.shape[a] != 1)
+    return gradient.sum(axis=stretched, keepdims=True) if stretched else gradient
+
+
+def sum_over_batch(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Σ over all leading (batch) axes of Aᵀ B: (..., m, p) and (..., m, q) -> (p, q).
+
+    A weight shared by every sequence of a batch gets the sum of their gradients, e.g.
+    dW_Q = Σ_batch Xᵀ dQ.
+    """
+    return A.reshape(-1, A.shape[-1]).T @ B.reshape(-1, B.shape[-1])
+
+
+# --- the attention functions' input checks: one call at the top of each --------------------------
+
+
+def check_projections(
+    X: object, W_Q: object, W_K: object, W_V: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.dtype]:
+    """X (..., n, d_model) and W_Q, W_K (d_model, d_k), W_V (d_model, d_v), checked.
+
+    Returns (X, W_Q, W_K, W_V) in the dtype the math runs in (`compute_dtype`) and the
+    result's dtype. Raises ValueError naming the matrix whose shape does not fit.
+    """
+    X = as_float_array(X, "X", 2, "(n, d_model)")
+    d_model = X.shape[-1]
+    weights = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V}
+    for name, W in weights.items():
+        width = "d_v" if name == "W_V" else "d_k"
+        W = weights[name] = as_float_array(W, name, 2, f"(d_model, {width})")
+        if W.ndim != 2 or W.shape[0] != d_model:
+            raise ValueError(
+                f"{name} has shape {W.shape} but X has shape {X.shape}: {name} must be a matrix "
+                f"of shape (d_model, ...) with d_model = {d_model} rows, one per embedding "
+                "dimension of X."
+            )
+    if weights["W_Q"].shape[1] != weights["W_K"].shape[1]:
+        raise ValueError(
+            f"W_Q has shape {weights['W_Q'].shape} and W_K has shape {weights['W_K'].shape}: "
+            "queries and keys must have the same width d_k, or q · k is not defined."
+        )
+    return (*_in_compute_dtype(X, *weights.values()), float_dtype(X, *weights.values()))
+
+
+def check_queries_keys(
+    Q: object, K: object, mask: object = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.dtype]:
+    """Q (..., n_q, d_k), K (..., n_k, d_k) and an optional boolean mask, checked.
+
+    Returns (Q, K) in the dtype the math runs in, the mask (None, or a boolean array that
+    broadcasts against the scores (..., n_q, n_k)) and the result's dtype. Raises ValueError
+    when the widths differ, the batch axes do not broadcast, or the mask does not fit.
+    """
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(
+            f"Q has shape {Q.shape} and K has shape {K.shape}: queries and keys must have the "
+            f"same width d_k (got {Q.shape[-1]} and {K.shape[-1]})."
+        )
+    batch = check_batch("Q", Q, "K", K)
+    if mask is not None:
+        mask = check_mask(mask, (*batch, Q.shape[-2], K.shape[-2]))
+    return (*_in_compute_dtype(Q, K), mask, float_dtype(Q, K))
+
+
+def check_weights_values(
+    weights: object, V: object
+) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """Attention weights (..., n_q, n_k) and values V (..., n_k, d_v), checked.
+
+    Returns both in the dtype the math runs in, and the result's dtype.
+    """
+    weights = as_float_array(weights, "weights", 2, "(n_q, n_k)")
+    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    if weights.shape[-1] != V.shape[-2]:
+        raise ValueError(
+            f"weights has shape {weights.shape} and V has shape {V.shape}: each row of the "
+            f"weights needs one weight per value, so n_k = {weights.shape[-1]} must equal the "
+            f"number of rows of V ({V.shape[-2]})."
+        )
+    check_batch("weights", weights, "V", V)
+    return (*_in_compute_dtype(weights, V), float_dtype(weights, V))
+
+
+def check_queries_keys_values(
+    Q: object, K: object, V: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.dtype]:
+    """Q (..., n_q, d_k), K (..., n_k, d_k), V (..., n_k, d_v), checked, for attention
+    computed from queries, keys and values. Returns them in the dtype the math runs in and
+    the result's dtype."""
+    Q = as_float_array(Q, "Q", 2, "(n_q, d_k)")
+    K = as_float_array(K, "K", 2, "(n_k, d_k)")
+    V = as_float_array(V, "V", 2, "(n_k, d_v)")
+    if Q.shape[-1] != K.shape[-1] or K.shape[-2] != V.shape[-2]:
+        raise ValueError(
+            f"Q {Q.shape}, K {K.shape} and V {V.shape} do not fit: Q and K need the same width "
+            "d_k, and K and V the same number of rows n_k (one value per key)."
+        )
+    check_batch("Q", Q, "K", K)
+    check_batch("K", K, "V", V)
+    return (*_in_compute_dtype(Q, K, V), float_dtype(Q, K, V))
+
+
+def check_heads(d_model: int, n_heads: object, W_Q: np.ndarray, W_K: np.ndarray,
+                W_V: np.ndarray, W_O: object) -> tuple[int, np.ndarray]:
+    """n_heads divides d_model, and W_Q, W_K, W_V, W_O are (d_model, d_model).
+
+    Returns (n_heads, W_O as an array). Raises ValueError naming the fix.
+    """
+    n_heads = check_count(n_heads, "n_heads")
+    if d_model % n_heads:
+        raise ValueError(
+            f"n_heads = {n_heads} does not divide d_model = {d_model}: every head gets "
+            f"d_model / n_heads columns, so choose n_heads among the divisors of {d_model}."
+        )
+    W_O = as_float_array(W_O, "W_O", 2, "(d_model, d_model)")
+    if W_O.shape != (d_model, d_model):
+        raise ValueError(f"W_O must have shape (d_model, d_model) = {(d_model, d_model)}; "
+                         f"got {W_O.shape}.")
+    if W_Q.shape[-1] != d_model or W_V.shape[-1] != d_model:
+        raise ValueError(f"W_Q, W_K and W_V must have shape (d_model, d_model) = "
+                         f"{(d_model, d_model)}; got {W_Q.shape}, {W_K.shape}, {W_V.shape}.")
+    return n_heads, W_O
+
+
+def check_gradient(gradient: object, name: str, shape: tuple[int, ...], of: str) -> np.ndarray:
+    """An upstream gradient such as dO = ∂L/∂O, which must have the shape of `of` (O)."""
+    gradient = as_float_array(gradient, name, 1)
+    if gradient.shape != shape:
+        raise ValueError(
+            f"{name} has shape {gradient.shape} but {of} has shape {shape}: {name} = ∂L/∂{of} "
+            f"has one entry per entry of {of}, so the shapes must be equal."
+        )
+    return gradient
+
+
+def check_batch(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> tuple[int, ...]:
+    """The broadcast batch axes of two operands (..., r, c), or a clear error when the
+    leading (batch) axes cannot broadcast."""
+    try:
+        return np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"{name_a} has shape {a.shape} and {name_b} has shape {b.shape}: their leading "
+            f"(batch) axes {a.shape[:-2]} and {b.shape[:-2]} do not match."
+        ) from None
+
+
+def _in_compute_dtype(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays in the dtype the math runs in (no copy when they already are)."""
+    dtype = compute_dtype(float_dtype(*arrays))
+    return tuple(a.astype(dtype, copy=False) for a in arrays)

@@ -17,6 +17,7 @@ from course_lib.attention import (
     blockwise_attention,
     causal_mask,
     multi_head_self_attention,
+    padding_mask,
     project_qkv,
     scale_scores,
     self_attention,
@@ -315,7 +316,9 @@ def test_a_float_mask_is_refused_with_what_to_do_for_each_convention() -> None:
     message = str(error.value)
     assert "mask == 0" in message and "additive" in message
     assert "1 = may attend, mask.astype(bool)" in message
-    assert "MultiheadAttention" in message and "~mask" in message
+    assert "MultiheadAttention" in message and "~attn_mask" in message
+    # a key_padding_mask (B, n_k) needs the queries' axis, not only the ~ (issue 21 §3)
+    assert "~key_padding_mask[:, None, :]" in message and "[:, None, None, :]" in message
     np.testing.assert_array_equal(additive == 0, causal_mask(3))  # the advice is right
 
 
@@ -414,3 +417,45 @@ def test_plain_lists_are_accepted_everywhere() -> None:
     for implementation in (self_attention, attention_loops):
         O, weights = implementation(X, I, I, I)
         np.testing.assert_allclose(weights, WEIGHTS_HAND, atol=1e-4)
+
+
+# --- padding masks of a batch (issue 21 §3) ------------------------------------------------------
+
+
+def test_a_padding_mask_without_the_queries_axis_is_refused_with_the_fix() -> None:
+    """A (B, n) key-padding mask against scores (B, n, n): numpy would read it as (n_q, n_k)."""
+    X = np.random.default_rng(0).standard_normal((3, 5, 4))
+    is_token = np.ones((3, 5), dtype=bool)
+    with pytest.raises(ValueError, match=r"mask\[:, None, :\], of shape \(3, 1, 5\)"):
+        self_attention(X, np.eye(4), np.eye(4), np.eye(4), is_token)
+
+
+@pytest.mark.parametrize("batch", [2, 5])  # 5 = n: a (B, n) mask would have fitted by accident
+def test_padding_mask_blocks_the_padded_keys_of_each_sequence(batch: int) -> None:
+    rng = np.random.default_rng(batch)
+    n, d = 5, 4
+    X = rng.standard_normal((batch, n, d))
+    W_Q, W_K, W_V = (rng.standard_normal((d, d)) for _ in range(3))
+    lengths = rng.integers(1, n + 1, size=batch)
+    is_token = np.arange(n)[None, :] < lengths[:, None]  # (B, n): True for real tokens
+    mask = padding_mask(is_token)
+    assert mask.shape == (batch, 1, n)
+    O, weights = self_attention(X, W_Q, W_K, W_V, mask)
+    for b, length in enumerate(lengths):  # each sequence as if it had only its real tokens
+        O_b, weights_b = self_attention(X[b, :length], W_Q, W_K, W_V)
+        np.testing.assert_allclose(weights[b, :length, :length], weights_b, atol=1e-12)
+        np.testing.assert_array_equal(weights[b, :, length:], 0)  # no query looks at padding
+        np.testing.assert_allclose(O[b, :length], O_b, atol=1e-12)
+    both = mask & causal_mask(n)  # (B, 1, n) & (n, n) -> (B, n, n)
+    _, head_weights = multi_head_self_attention(X, W_Q, W_K, W_V, np.eye(d), 2, both)
+    assert head_weights.shape == (batch, 2, n, n)
+    for b, length in enumerate(lengths):
+        np.testing.assert_array_equal(head_weights[b, :, :, length:], 0)
+        np.testing.assert_array_equal(np.triu(head_weights[b], k=1), 0)
+
+
+def test_padding_mask_refuses_what_is_not_a_boolean_batch() -> None:
+    with pytest.raises(ValueError, match=r"boolean array of shape \(B, n_k\)"):
+        padding_mask(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"boolean array of shape \(B, n_k\)"):
+        padding_mask(np.ones(3, dtype=bool))

@@ -85,20 +85,22 @@ def test_blockwise_block_of_minus_infinity_then_finite_blocks(dtype) -> None:
 
 
 def test_every_path_gives_zeros_for_a_row_whose_scores_all_overflow() -> None:
-    """float16: token 0's every score is −inf. Full, blockwise and multi-head attention give
-    that row weights 0 and output 0; the other rows are untouched."""
-    Q = np.array([[300.0], [0.5]], np.float16)
-    K = np.array([[-300.0], [-400.0]], np.float16)
-    V = np.array([[1.0], [3.0]], np.float16)
+    """float32: token 0's every score is −inf (−9e40 and −1.2e41 overflow). Full, blockwise
+    and multi-head attention give that row weights 0 and output 0; the other rows are
+    untouched. (float16 inputs are computed in float32, where ±300 · 400 is finite.)"""
+    big = np.float32(3e20)
+    Q = np.array([[big], [0.5]], np.float32)
+    K = np.array([[-big], [-4 * big / 3]], np.float32)
+    V = np.array([[1.0], [3.0]], np.float32)
     with np.errstate(over="ignore"), np.errstate(invalid="raise"):
         weights = attention_weights(Q, K)
         np.testing.assert_array_equal(weights[0], [0.0, 0.0])
         np.testing.assert_array_equal(blockwise_attention(Q, K, V, block_size=1), weights @ V)
-        X = np.array([[1.0, 0.0], [0.0, 1.0]], np.float16)  # Q = X W_Q = [[300, 0], [0, 0.5]]
-        W_Q = np.array([[300.0, 0.0], [0.0, 0.5]], np.float16)
-        W_K = np.array([[-300.0, 0.0], [-400.0, 0.0]], np.float16)
-        _, heads = multi_head_self_attention(X, W_Q, W_K, np.eye(2, dtype=np.float16),
-                                             np.eye(2, dtype=np.float16), 2)
+        X = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)  # Q = X W_Q = [[big, 0], [0, 0.5]]
+        W_Q = np.array([[big, 0.0], [0.0, 0.5]], np.float32)
+        W_K = np.array([[-big, 0.0], [-4 * big / 3, 0.0]], np.float32)
+        _, heads = multi_head_self_attention(X, W_Q, W_K, np.eye(2, dtype=np.float32),
+                                             np.eye(2, dtype=np.float32), 2)
     np.testing.assert_array_equal(heads[0, 0], [0.0, 0.0])  # head 0, token 0: all −inf
     np.testing.assert_allclose(heads[1].sum(axis=-1), 1)  # head 1: finite scores
 
