@@ -598,3 +598,21 @@ def test_an_additive_float_mask_gets_its_own_hint(fn):
                   "mask == 0", "not mask.astype(bool)"):
         assert words in result.hint, words
     np.testing.assert_array_equal(fn(5) == 0, np.tril(np.ones((5, 5), dtype=bool)))
+
+
+@pytest.mark.parametrize(("fn", "holds"), [(mask_pytorch_additive, "0 and −inf"),
+                                           (mask_additive_large_negative, "0 and −1e9")],
+                         ids=name_of)
+def test_the_additive_mask_hint_says_what_the_mask_holds(fn, holds):
+    hint = check_causal_mask(fn).hint
+    assert f"your mask holds {holds}:" in hint, hint
+    if holds != "0 and −inf":
+        assert "holds 0 and −inf" not in hint, hint
+
+
+def test_the_large_negative_hint_says_where_it_differs_and_why():
+    """−1e9 is what many libraries do: fine on every row but a fully blocked one."""
+    hint = check_masked_attention_weights(mw_large_negative).hint
+    for words in ("is fine on every row that may attend to something",
+                  "only on a fully blocked row", "equal weight 1/n", "weights 0"):
+        assert words in hint, words

@@ -212,7 +212,7 @@ def test_harder_names_a_single_sequence_solution():
 
 
 def _online_variant(Q, K, V, block_size, *, rescale_l=True, rescale_o=True, scale=None,
-                    stop=None, use_max=True):
+                    stop=None, use_max=True, divide=True):
     scale = 1 / np.sqrt(Q.shape[1]) if scale is None else scale
     m = np.full((len(Q), 1), -np.inf)
     l = np.zeros((len(Q), 1))
@@ -224,7 +224,11 @@ def _online_variant(Q, K, V, block_size, *, rescale_l=True, rescale_o=True, scal
         l = l * (np.exp(m - m_new) if rescale_l else 1) + P.sum(axis=1, keepdims=True)
         o = o * (np.exp(m - m_new) if rescale_o else 1) + P @ V[start:start + block_size]
         m = m_new
-    return o / l
+    return o / l if divide else o
+
+
+def o_not_divided_by_l(Q, K, V, block_size):
+    return _online_variant(Q, K, V, block_size, divide=False)
 
 
 def not_rescaled(Q, K, V, block_size):
@@ -323,6 +327,7 @@ WRONG = [
     (only_the_sum_rescaled, "no-rescale", "not rescaled when the maximum changes"),
     (only_the_output_rescaled, "no-rescale", "not rescaled when the maximum changes"),
     (maximum_updated_before_the_correction, "no-rescale", "multiply both the running sum"),
+    (o_not_divided_by_l, "not-divided-by-l", "divide, O = o / l"),
     (whole_blocks_only, "partial-block-dropped", "the last block is dropped"),
     (whole_blocks_only_by_count, "partial-block-dropped", "the last block is dropped"),
     (each_block_softmaxed_and_summed, "block-normalised", "each block of keys on its own"),

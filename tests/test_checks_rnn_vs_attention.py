@@ -141,6 +141,23 @@ def test_harder_names_a_single_sequence_solution():
     assert not check_rnn_forward(rnn_list_and_stack, harder=True)
 
 
+def rnn_loop_over_len(X, W_xh, W_hh, b_h, h0=None):
+    """Right for one sequence; on a batch X (B, n, d_in), `range(len(X))` runs over B."""
+    h = np.zeros(W_hh.shape[0]) if h0 is None else h0
+    H = []
+    for t in range(len(X)):
+        h = np.tanh(X[t] @ W_xh + h @ W_hh + b_h)
+        H.append(h)
+    return np.array(H)
+
+
+@pytest.mark.parametrize("fn", [rnn_loop_over_len, rnn_list_and_stack], ids=name_of)
+def test_a_loop_over_the_batch_axis_is_named(fn):
+    assert check_rnn_forward(fn)
+    assert_rejected(check_rnn_forward, fn, "loop-over-batch",
+                    "your loop runs over the sequences instead of the tokens", harder=True)
+
+
 # -- wrong solutions -----------------------------------------------------------------------------
 
 
@@ -548,6 +565,38 @@ def loop_run_forwards(X, W_xh, W_hh, b_h, dH, h0=None):
     return dX, dW_xh, dW_hh, db_h, carry
 
 
+def _bptt_learner(X, W_xh, W_hh, b_h, dH, h0=None, *, wrong=""):
+    """The classic loop of outer products, right, or with the mistake named by `wrong`."""
+    hs = _forward_states(X, W_xh, W_hh, b_h, h0)
+    dX, dW_xh, dW_hh = np.zeros_like(X), np.zeros_like(W_xh), np.zeros_like(W_hh)
+    db_h, carry = np.zeros_like(b_h), np.zeros(W_hh.shape[0])
+    for t in reversed(range(len(X))):
+        slope = 1 if wrong == "no tanh'" else 1 - hs[t + 1] ** 2
+        if wrong == "carry past tanh'":
+            dz = dH[t] * slope + carry
+        else:
+            dz = (dH[t] + carry) * slope
+        if wrong == "overwritten":
+            dW_xh = np.outer(X[t], dz)
+            dW_hh = np.outer(hs[t], dz)
+            db_h = dz
+        else:
+            dW_xh += np.outer(X[t], dz)
+            dW_hh += np.outer(dz, hs[t]) if wrong == "outer transposed" else np.outer(hs[t], dz)
+            db_h += dz
+        dX[t] = dz @ W_xh.T
+        carry = dz @ W_hh.T
+    return dX, dW_xh, dW_hh, db_h, carry
+
+
+def _bptt_wrong(mistake):
+    def fn(X, W_xh, W_hh, b_h, dH, h0=None):
+        return _bptt_learner(X, W_xh, W_hh, b_h, dH, h0, wrong=mistake)
+
+    fn.__name__ = "bptt_" + mistake.replace(" ", "_").replace("'", "_derivative")
+    return fn
+
+
 def returns_four_gradients(X, W_xh, W_hh, b_h, dH, h0=None):
     return bptt_outer_products(X, W_xh, W_hh, b_h, dH, h0)[:4]
 
@@ -559,6 +608,10 @@ BACKWARD_WRONG = [
     (W_hh_not_transposed, "W_hh-not-transposed", "not transposed on the way back"),
     (dW_hh_from_the_new_state, "dW_hh-from-h_t", "Σ_t h_{t−1}ᵀ dz_t"),
     (loop_run_forwards, "loop-forwards", "reversed(range(n))"),
+    (_bptt_wrong("overwritten"), "gradients-overwritten", "add each step's share (`+=`)"),
+    (_bptt_wrong("no tanh'"), "no-tanh-derivative", "the tanh's derivative is missing"),
+    (_bptt_wrong("carry past tanh'"), "carry-past-tanh", "the carry skips the tanh's derivative"),
+    (_bptt_wrong("outer transposed"), "dW_hh-transposed", "your dW_hh is transposed"),
     (returns_four_gradients, "type", "must return a tuple (dX, dW_xh, dW_hh, db_h, dh0)"),
 ]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
 import numpy as np
 import pytest
-from catalogue import name_of
+from catalogue import assert_each_mistake_recognised, assert_rejected, name_of
 
 from course_lib.checks import check_self_attention_backward, check_softmax_backward, core, training
 
@@ -83,24 +84,57 @@ def test_softmax_backward_accepts(fn):
     assert result.passed, result.feedback
 
 
+def sb_diagonal_only(weights, d_weights, axis=-1):
+    """Only the Jacobian's diagonal α(1 − α): a bug that shipped in a public library."""
+    return d_weights * weights * (1 - weights)
+
+
+def sb_no_diagonal_term(weights, d_weights, axis=-1):
+    """The Jacobian as − α αᵀ, its diag(α) forgotten."""
+    return -weights * np.sum(weights * d_weights, axis=axis, keepdims=True)
+
+
+def sb_plain_sum(weights, d_weights, axis=-1):
+    return weights * (d_weights - d_weights.sum(axis=axis, keepdims=True))
+
+
 @pytest.mark.parametrize(
-    ("fn", "hint", "harder"),
+    ("fn", "key", "hint"),
     [
-        (sb_elementwise, "is not elementwise", False),
-        (sb_no_alpha, "the factor α in front is missing", False),
-        (sb_wrong_axis, "runs over the wrong axis", False),
-        (sb_no_keepdims, "the row sums lost their axis", False),
-        (sb_axis_ignored, "ignores `axis`", False),
-        (sb_lesson_copy, "your function needs the parameter `axis=-1`", False),
-        (sb_matmul_for_sum, "d_scores = α ⊙ (dα − Σ_j α_j dα_j)", False),
+        (sb_elementwise, "elementwise", "is not elementwise"),
+        (sb_no_alpha, "no-alpha", "the factor α in front is missing"),
+        (sb_wrong_axis, "wrong-axis", "runs over the wrong axis"),
+        (sb_no_keepdims, "no-keepdims", "the row sums lost their axis"),
+        (sb_axis_ignored, "axis-ignored", "ignores `axis`"),
+        (sb_lesson_copy, "axis-parameter", "your function needs the parameter `axis=-1`"),
+        (sb_matmul_for_sum, "exception", "d_scores = α ⊙ (dα − Σ_j α_j dα_j)"),
+        (sb_diagonal_only, "diagonal-only", "only the diagonal of the softmax's Jacobian"),
+        (sb_no_diagonal_term, "no-diagonal-term", "the diagonal term of the softmax's Jacobian"),
+        (sb_plain_sum, "sum-without-alpha", "not the plain sum Σ_j dα_j"),
     ],
     ids=name_of,
 )
-def test_softmax_backward_rejects(fn, hint, harder):
-    result = check_softmax_backward(fn, harder=harder)
-    assert not result
-    assert hint in result.feedback, result.feedback
-    assert "weights * (d_weights" not in result.hint  # the hint is not the solution
+def test_softmax_backward_rejects(fn, key, hint):
+    assert_rejected(check_softmax_backward, fn, key, hint)
+    assert "weights * (d_weights" not in check_softmax_backward(fn).hint  # not the solution
+
+
+def test_the_diagonal_only_backward_is_not_blamed_on_a_sum_it_does_not_have():
+    """On the one-row hand-worked case, α ⊙ (dα − Σ over the wrong axis) and the diagonal
+    α(1 − α) dα give the same numbers; the other failing cases tell them apart. Without its
+    own catalogue entry, the diagonal-only backward gets the formula, not "wrong axis"."""
+    first = training.SOFTMAX_BACKWARD.cases()[0]
+    np.testing.assert_allclose(first.call(sb_diagonal_only), first.call(sb_wrong_axis))
+    without = dataclasses.replace(training.SOFTMAX_BACKWARD, mistakes=tuple(
+        m for m in training.SOFTMAX_BACKWARD.mistakes if m.key != "diagonal-only"))
+    result = without.check(sb_diagonal_only)
+    assert result.diagnosis != "wrong-axis", result.feedback
+    assert "wrong axis" not in result.hint, result.feedback
+
+
+@pytest.mark.parametrize("function", ["softmax_backward", "self_attention_backward"])
+def test_every_known_mistake_is_recognised_as_itself(function):
+    assert_each_mistake_recognised(function)
 
 
 def test_softmax_backward_fallback_after_an_error_is_the_formula_not_the_code():
@@ -130,7 +164,8 @@ def _namespace():
     weights = rng.random((2, 5, 5))
     return {"np": np, "X": X, "dQ": dQ, "weights": weights / weights.sum(-1, keepdims=True),
             "d_weights": rng.standard_normal((2, 5, 5)), "dO": rng.standard_normal((2, 5, 3)),
-            "M": rng.standard_normal((2, 5, 3)), "axis": -1}
+            "M": rng.standard_normal((2, 5, 3)), "axis": -1,
+            "scores": rng.standard_normal((2, 5, 5)), "mask": np.tril(np.ones((5, 5), bool))}
 
 
 @pytest.mark.parametrize("hint", sorted(set(HINTS)), ids=lambda hint: hint[:40])
@@ -171,23 +206,31 @@ def _forward(X, W_Q, W_K, W_V, mask=None):
     return Q, K, V, np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 
 
+_SOFTMAX_BACKWARDS = {
+    "softmax elementwise": sb_elementwise, "softmax diagonal only": sb_diagonal_only,
+    "softmax no diagonal term": sb_no_diagonal_term, "softmax plain sum": sb_plain_sum,
+    "softmax skipped": lambda weights, d_weights: d_weights,
+}
+
+
 def _backward(X, W_Q, W_K, W_V, dO, mask=None, *, wrong="", forward=_forward):
     """A learner's backward pass, right, or with the mistake named by `wrong`."""
     Q, K, V, weights = forward(X, W_Q, W_K, W_V, None if wrong == "mask" else mask)
     d_k = Q.shape[-1]
     dV = (weights if wrong == "dV" else _T(weights)) @ dO
     d_weights = dO @ _T(V)
-    if wrong == "softmax elementwise":
-        d_scores = weights * d_weights
-    else:
-        d_scores = sb_vectorized(weights, d_weights)
+    d_scores = _SOFTMAX_BACKWARDS.get(wrong, sb_vectorized)(weights, d_weights)
     dQ = d_scores @ K / (1 if wrong in ("scale", "scale dQ") else math.sqrt(d_k))
     dK = (d_scores if wrong == "dK" else _T(d_scores)) @ Q / (
         1 if wrong in ("scale", "scale dK") else math.sqrt(d_k))
+    if wrong == "scale times":
+        dQ, dK = d_scores @ K * math.sqrt(d_k), _T(d_scores) @ Q * math.sqrt(d_k)
     paths = {"Q": dQ @ W_Q.T, "K": dK @ W_K.T, "V": dV @ W_V.T}
     dX = paths["V"] if wrong == "one path" else paths["Q"] + paths["K"] + paths["V"]
     dWs = [np.einsum("...nd,...nk->...dk", X, dM) for dM in (dQ, dK, dV)]
-    if wrong != "batch":
+    if wrong == "batch mean":
+        dWs = [dW.reshape(-1, *dW.shape[-2:]).mean(axis=0) for dW in dWs]
+    elif wrong != "batch":
         dWs = [dW.reshape(-1, *dW.shape[-2:]).sum(axis=0) for dW in dWs]
     return (dX, *dWs)
 
@@ -280,32 +323,59 @@ def _naive_forward(X, W_Q, W_K, W_V, mask=None):
     return Q, K, V, e / e.sum(axis=-1, keepdims=True)
 
 
+def _large_negative_forward(X, W_Q, W_K, W_V, mask=None):
+    """What many libraries do: blocked scores set to −1e9 (a fully blocked row: 1/n each)."""
+    Q, K, V = X @ W_Q, X @ W_K, X @ W_V
+    scores = Q @ _T(K) / math.sqrt(Q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -1e9)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return Q, K, V, e / e.sum(axis=-1, keepdims=True)
+
+
+def sab_large_negative_mask(X, W_Q, W_K, W_V, dO, mask=None):
+    return _backward(X, W_Q, W_K, W_V, dO, mask, forward=_large_negative_forward)
+
+
 def sab_naive_masked_softmax(X, W_Q, W_K, W_V, dO, mask=None):
     with np.errstate(invalid="ignore"):
         return _backward(X, W_Q, W_K, W_V, dO, mask, forward=_naive_forward)
 
 
 @pytest.mark.parametrize(
-    ("fn", "hint"),
+    ("fn", "key", "hint"),
     [
-        (_wrong("softmax elementwise"), "is not elementwise"),
-        (_wrong("dV"), "dV = αᵀ dO"),
-        (_wrong("scale"), "missing on the way back, in dQ and in dK"),
-        (_wrong("scale dQ"), "missing on the way back, in dQ (your dW_Q"),
-        (_wrong("scale dK"), "missing on the way back, in dK (your dW_K"),
-        (_wrong("dK"), "dK = dÃᵀ Q / √d_k"),
-        (_wrong("one path"), "dX misses some of the paths into X"),
-        (sab_only_dQ_path, "dX misses some of the paths into X"),
-        (_wrong("mask"), "the mask is ignored in your backward pass"),
-        (_wrong("batch"), "the weight gradients are not summed over the batch"),
-        (sab_naive_masked_softmax, "−∞ − (−∞) = NaN"),
+        (_wrong("softmax elementwise"), "softmax-elementwise", "is not elementwise"),
+        (_wrong("dV"), "dV-not-transposed", "dV = αᵀ dO"),
+        (_wrong("scale"), "no-scale", "missing on the way back, in dQ and in dK"),
+        (_wrong("scale dQ"), "no-scale-dQ", "missing on the way back, in dQ (your dW_Q"),
+        (_wrong("scale dK"), "no-scale-dK", "missing on the way back, in dK (your dW_K"),
+        (_wrong("dK"), "dK-not-transposed", "dK = dÃᵀ Q / √d_k"),
+        (_wrong("one path"), "missing-path", "dX misses some of the paths into X"),
+        (sab_only_dQ_path, "missing-path", "dX misses some of the paths into X"),
+        (_wrong("mask"), "mask-ignored", "the mask is ignored in your backward pass"),
+        (_wrong("batch"), "batch-not-summed", "the weight gradients are not summed over the batch"),
+        (_wrong("softmax diagonal only"), "softmax-diagonal-only",
+         "only the diagonal of the softmax's Jacobian"),
+        (_wrong("softmax no diagonal term"), "softmax-no-diagonal-term",
+         "the diagonal term of the softmax's Jacobian"),
+        (_wrong("softmax plain sum"), "softmax-sum-without-alpha", "not the plain sum Σ_j dα_j"),
+        (_wrong("softmax skipped"), "softmax-backward-skipped",
+         "the softmax's backward is skipped"),
+        (_wrong("scale times"), "scale-multiplied", "you multiplied by √d_k on the way back"),
+        (_wrong("batch mean"), "batch-mean", "divided by the number of sequences"),
+        (sab_naive_masked_softmax, "nan-blocked-row", "−∞ − (−∞) = NaN"),
+        (sab_large_negative_mask, "large-negative", "differs only on a fully blocked row"),
     ],
     ids=name_of,
 )
-def test_self_attention_backward_rejects(fn, hint):
-    result = check_self_attention_backward(fn)
-    assert not result
-    assert hint in result.feedback, result.feedback
+def test_self_attention_backward_rejects(fn, key, hint):
+    assert_rejected(check_self_attention_backward, fn, key, hint)
+
+
+def test_a_mean_over_the_batch_has_its_own_hint():
+    hint = check_self_attention_backward(_wrong("batch mean")).hint
+    assert "not summed" not in hint and "that 1/B is already inside dO" in hint, hint
 
 
 def test_self_attention_backward_not_implemented():

@@ -11,16 +11,20 @@ it catches) and `harder=True` (the optional harder cases: batches, more axes).
 
 One module per exercise, named after it: qkv_projections (01), dot_product_scores (02),
 scaling_and_softmax (03), weighted_sum (04), training (05), rnn_vs_attention (06),
-parallelism (07), masks_heads_and_applications (08). The shared machinery: core (cases, known
-mistakes, judge, diagnosis), calling (calls the learner's function in a forked child
-process: time limit, copies of the inputs, exceptions, peak memory), result (the rendering).
+parallelism (07), masks_heads_and_applications (08). The shared machinery: core (the
+Checker and its pipeline), cases (Case, Mistake), drawing (the cases' random numbers),
+tolerances, judging (one outcome against the reference), diagnosis (the likely mistake and
+its hint), formatting (arrays and values as the learner sees them), calling (calls the
+learner's function in a forked child process: time limit, copies of the inputs, exceptions,
+peak memory), result (the rendering).
 `CHECKS` maps each function name to its `Checker`, for the grader.
 """
 
 from __future__ import annotations
 
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake
+from course_lib.checks.cases import Case, Mistake
+from course_lib.checks.core import Checker
 from course_lib.checks.dot_product_scores import ATTENTION_SCORES, check_attention_scores
 from course_lib.checks.masks_heads_and_applications import (
     CAUSAL_MASK,

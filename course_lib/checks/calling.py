@@ -64,6 +64,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_TIMEOUT", "ErrorInfo", "Isolated", "Outcome", "call_learner", "can_isolate",
+    "brief_repr",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -361,8 +362,18 @@ def _described(type_name: str, text: str) -> _Described:
 
 
 _PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
-_short_repr = reprlib.Repr()
-_short_repr.maxother = _short_repr.maxstring = 60
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlist = _BRIEF.maxtuple = 6
+_BRIEF.maxlevel = 3
+_BRIEF.maxother = _BRIEF.maxstring = 60
+
+
+def brief_repr(value: Any) -> str:
+    """`repr(value)` cut to about 60 characters (and 6 items), or "?" when it raises."""
+    try:
+        return _BRIEF.repr(value)
+    except Exception:  # noqa: BLE001 - a learner's object with a broken repr
+        return "?"
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -384,11 +395,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if issubclass(kind, tuple | list) and depth < 8:
         items = [_plain(item, depth + 1) for item in list(value)]
         return tuple(items) if issubclass(kind, tuple) else items
-    try:
-        text = _short_repr.repr(value)
-    except Exception:  # noqa: BLE001 - a learner's object with a broken repr
-        text = "?"
-    return _Foreign(kind.__name__, text)
+    return _Foreign(kind.__name__, brief_repr(value))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake, T
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = ["ATTENTION_SCORES", "check_attention_scores"]
@@ -47,9 +49,6 @@ def _harder() -> list[Case]:
     return [_random("a batch of 2 sequences, n = 3, d_k = 2", 250, 3, 2, batch=(2,))]
 
 
-def _T(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
-
 
 ATTENTION_SCORES = Checker(
     function="attention_scores",
@@ -62,7 +61,7 @@ ATTENTION_SCORES = Checker(
             "K-Q-transposed",
             "you computed K Qᵀ, the transpose of the scores; A = Q Kᵀ, so that a_ij = q_i · k_j "
             "(row i: the query of token i against every key).",
-            lambda Q, K: K @ _T(Q),
+            lambda Q, K: K @ T(Q),
         ),
         Mistake(
             "missing-transpose",
@@ -74,7 +73,7 @@ ATTENTION_SCORES = Checker(
             "already-scaled",
             "scaling already applied: attention_scores returns the raw scores A = Q Kᵀ; the "
             "division by √d_k is the next step (scale_scores, exercise 03).",
-            lambda Q, K: Q @ _T(K) / math.sqrt(Q.shape[-1]),
+            lambda Q, K: Q @ T(K) / math.sqrt(Q.shape[-1]),
         ),
         Mistake(
             "diagonal-only",
@@ -86,7 +85,7 @@ ATTENTION_SCORES = Checker(
             "QT-K",
             "Qᵀ K is a d_k × d_k matrix (it mixes dimensions, not tokens); the scores are "
             "A = Q Kᵀ, an n × n matrix.",
-            lambda Q, K: _T(Q) @ K,
+            lambda Q, K: T(Q) @ K,
         ),
         Mistake(
             "elementwise",

@@ -22,7 +22,10 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake, T
+from course_lib.checks.core import Checker
+from course_lib.checks.diagnosis import LARGE_NEGATIVE_MASK
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = [
@@ -34,9 +37,6 @@ __all__ = [
     "check_multi_head_self_attention",
 ]
 
-
-def _T(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
 
 
 # -- causal_mask(n) ------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def _mw_harder() -> list[Case]:
 
 
 def _scaled(Q: np.ndarray, K: np.ndarray, scale: bool = True) -> np.ndarray:
-    A = Q.astype(np.float64) @ _T(K.astype(np.float64))
+    A = Q.astype(np.float64) @ T(K.astype(np.float64))
     return A / math.sqrt(Q.shape[-1]) if scale else A
 
 
@@ -255,14 +255,6 @@ _INVERTED = (
     "the others to −∞, np.where(mask, scores, -np.inf)."
 )
 
-_LARGE_NEGATIVE = (
-    "a large negative number such as -1e9 in place of −∞ gives a fully blocked row (a query "
-    "that may attend to nothing) weights that are not 0: with np.where(mask, scores, -1e9) "
-    "every score of that row is -1e9, so the softmax gives each position an equal weight 1/n. "
-    "Use -np.inf, np.where(mask, scores, -np.inf), and a softmax that gives a row with nothing "
-    "to attend to zeros (the given one does; see lesson 08)."
-)
-
 MASKED_ATTENTION_WEIGHTS = Checker(
     function="masked_attention_weights",
     outputs=("weights",),
@@ -278,8 +270,8 @@ MASKED_ATTENTION_WEIGHTS = Checker(
             lambda Q, K, mask: attention.softmax(_scaled(Q, K)),
         ),
         *_with_mask("mask-inverted", _INVERTED, lambda mask: ~mask),
-        Mistake("large-negative", _LARGE_NEGATIVE, _large_negative),
-        Mistake("large-negative", _LARGE_NEGATIVE, _large_subtracted),
+        Mistake("large-negative", LARGE_NEGATIVE_MASK, _large_negative),
+        Mistake("large-negative", LARGE_NEGATIVE_MASK, _large_subtracted),
         Mistake(
             "zeroed-not-renormalised",
             "you zeroed the blocked weights after the softmax, but the remaining weights no "
@@ -298,7 +290,7 @@ MASKED_ATTENTION_WEIGHTS = Checker(
             "mask-transposed",
             "your mask is transposed: mask[i, j] says whether query i may attend to key j, so "
             "it lines up with the scores Q Kᵀ as it is. Do not transpose it.",
-            lambda mask: _T(mask),
+            lambda mask: T(mask),
         ),
         *_with_mask(
             "no-scaling",
@@ -402,7 +394,7 @@ def _mha(
 
     Q, K, V = (heads_of(X @ W) for W in (W_Q, W_K, W_V))
     width = {"d_head": d_head, "d_model": d_model, "none": 1}[scale]
-    scores = Q @ _T(K) / math.sqrt(width)
+    scores = Q @ T(K) / math.sqrt(width)
     weights = _stable(scores) if stable else np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
     heads = weights @ V  # (..., n_heads, n, d_head)
     if order == "reversed":
@@ -411,7 +403,7 @@ def _mha(
         concat = heads.reshape(*heads.shape[:-3], n, d_model)
     else:
         concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, d_model)
-    O = {"W_O": concat @ W_O, "none": concat, "W_O-T": concat @ _T(W_O)}[project]
+    O = {"W_O": concat @ W_O, "none": concat, "W_O-T": concat @ T(W_O)}[project]
     if weights_out == "mean":
         weights = weights.mean(axis=-3)
     elif weights_out == "last":

@@ -29,7 +29,9 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = ["ATTENTION_ROWS", "ROWS_MEMORY_N", "ROWS_MEMORY_LIMIT", "check_attention_rows",
@@ -115,7 +117,7 @@ def _harder() -> list[Case]:
 def _online(
     Q: np.ndarray, K: np.ndarray, V: np.ndarray, block_size: int, *,
     scale: float | None = None, rescale: str = "both", subtract_max: bool = True,
-    drop_partial: bool = False,
+    drop_partial: bool = False, normalise: bool = True,
 ) -> np.ndarray:
     """The online softmax, right by default, or with one of the known mistakes:
 
@@ -123,6 +125,7 @@ def _online(
     rescale       "both" (right), "none", "sum" only or "output" only
     subtract_max  False: exp of the raw scores, no running maximum at all
     drop_partial  True: only the n // block_size whole blocks
+    normalise     False: o returned, not o / l
     """
     scale = 1 / math.sqrt(Q.shape[-1]) if scale is None else scale
     n_k = K.shape[-2]
@@ -145,7 +148,7 @@ def _online(
         l = l * l_scale + P.sum(axis=-1, keepdims=True)
         o = o * o_scale + P @ V[..., start:stop, :]
         m = m_new
-    return o / l
+    return o / l if normalise else o
 
 
 def _per_block(
@@ -194,6 +197,14 @@ BLOCKWISE_ATTENTION = Checker(
         Mistake("no-rescale", _RESCALE_HINT, lambda *a: _online(*a, rescale="none")),
         Mistake("no-rescale", _RESCALE_HINT, lambda *a: _online(*a, rescale="sum")),
         Mistake("no-rescale", _RESCALE_HINT, lambda *a: _online(*a, rescale="output")),
+        Mistake(
+            "not-divided-by-l",
+            "your output is the running o itself: o = Σ_j exp(ã_ij − m) v_j weighs each value "
+            "by exp(ã_ij − m), which do not sum to 1. The softmax's denominator is the running "
+            "sum l = Σ_j exp(ã_ij − m), over all the keys: after the last block, divide, "
+            "O = o / l (one l per query row).",
+            lambda *a: _online(*a, normalise=False),
+        ),
         Mistake("partial-block-dropped", _PARTIAL_HINT,
                 lambda *a: _online(*a, drop_partial=True)),
         Mistake("block-normalised", _BLOCK_NORMALISED_HINT,

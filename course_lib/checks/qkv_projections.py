@@ -14,7 +14,9 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake, T
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = ["PROJECT_QKV", "check_project_qkv"]
@@ -51,9 +53,6 @@ def _harder() -> list[Case]:
                   140, 3, 4, 2, 3, batch=(2,))]
 
 
-def _T(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
-
 
 def _wrong_matrices() -> list[Mistake]:
     """Every way of using the wrong weight matrix for one of Q, K, V (but K and V swapped,
@@ -88,7 +87,7 @@ PROJECT_QKV = Checker(
             "outputs-transposed",
             "your outputs are transposed: in the course's row convention each token is a row, "
             "so Q = X W_Q has shape (n, d_k), one query per row. Do not transpose.",
-            lambda X, W_Q, W_K, W_V: (_T(X @ W_Q), _T(X @ W_K), _T(X @ W_V)),
+            lambda X, W_Q, W_K, W_V: (T(X @ W_Q), T(X @ W_K), T(X @ W_V)),
         ),
         Mistake(
             "V-not-projected",
@@ -99,7 +98,7 @@ PROJECT_QKV = Checker(
             "weights-transposed",
             "the weight matrices are transposed: W_Q has shape (d_model, d_k) and "
             "multiplies X from the right as it is, Q = X W_Q (no .T).",
-            lambda X, W_Q, W_K, W_V: (X @ _T(W_Q), X @ _T(W_K), X @ _T(W_V)),
+            lambda X, W_Q, W_K, W_V: (X @ T(W_Q), X @ T(W_K), X @ T(W_V)),
         ),
         Mistake(
             "W-times-X",

@@ -18,7 +18,9 @@ import numpy as np
 
 from course_lib import rnn
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = ["RNN_FORWARD", "check_rnn_forward", "RNN_BACKWARD", "check_rnn_backward"]
@@ -131,6 +133,14 @@ def _h0_first(X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray
     return full if keep_last else full[..., :-1, :]
 
 
+def _loop_over_first_axis(X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray,
+                          h0: Any = None) -> np.ndarray:
+    """`for t in range(len(X))` with X[t]: the tokens of one sequence, but the sequences of a
+    batch X of shape (B, n, d_in) (each a step, the state carried from one to the next), their
+    states stacked along the first axis."""
+    return np.array(_states(np.moveaxis(X, 0, -2), W_xh, W_hh, b_h, h0))  # X[..., t, :] = X[t]
+
+
 _OFF_BY_ONE_HINT = (
     "your inputs are off by one step: state h_t (row t − 1 of H in Python's 0-based indexing) "
     "reads x_t, row t − 1 of X. Loop `for t in range(n)` and use X[t] at step t: the first "
@@ -212,6 +222,15 @@ RNN_FORWARD = Checker(
                     x @ W_xh + h @ np.swapaxes(W_hh, -1, -2) + b_h
                 )
             ),
+        ),
+        Mistake(
+            "loop-over-batch",
+            "with a batch, your loop runs over the sequences instead of the tokens: X has "
+            "shape (B, n, d_in), so len(X) is B and X[t] is a whole sequence. The tokens are "
+            "the axis −2: loop over t in range(X.shape[-2]), read token t of every sequence "
+            "at once, X[..., t, :], start from a state of shape (B, d_h), and stack the "
+            "states along axis −2, so that H has shape (B, n, d_h).",
+            _loop_over_first_axis,
         ),
         # X[t - 1] at step t (the first step reads the last token), X[t + 1] (IndexError)
         Mistake("off-by-one", _OFF_BY_ONE_HINT, _variant(inputs=lambda t, n: t - 1)),
@@ -298,34 +317,43 @@ def _backward_harder() -> list[Case]:
 
 def _bptt(
     X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray, dH: np.ndarray,
-    h0: Any = None, *, derivative: str = "h_t", carry: bool = True, transpose: bool = True,
-    dW_hh_from: str = "h_prev", backwards: bool = True,
+    h0: Any = None, *, derivative: str = "h_t", carry: str = "through-tanh",
+    transpose: bool = True, dW_hh: str = "h_prev-dz", backwards: bool = True,
+    accumulate: bool = True,
 ) -> tuple[np.ndarray, ...]:
     """Backpropagation through time, right by default, or with one of the classic mistakes:
 
-    derivative: where tanh' = 1 − (·)² is taken: "h_t" (right), "h_prev" or "z" (the
-    pre-activation); carry=False: the gradient from h_{t+1} never reaches h_t;
-    transpose=False: the carry is dz W_hh instead of dz W_hhᵀ; dW_hh_from="h_t": dW_hh from
-    the step's own state; backwards=False: the loop runs t = 1 .. n.
+    derivative: where tanh' = 1 − (·)² is taken: "h_t" (right), "h_prev", "z" (the
+    pre-activation) or "none" (tanh' forgotten); carry: "through-tanh" (right), "none" (the
+    gradient from h_{t+1} never reaches h_t) or "past-tanh" (added after tanh');
+    transpose=False: the carry is dz W_hh instead of dz W_hhᵀ; dW_hh: "h_prev-dz" (right,
+    Σ h_{t−1}ᵀ dz_t), "h_t-dz" (from the step's own state) or "dz-h_prev" (transposed);
+    backwards=False: the loop runs t = 1 .. n; accumulate=False: the weight gradients are
+    overwritten at each step (`=` for `+=`), so only the last step visited counts.
     """
     H = rnn.rnn_forward(X, W_xh, W_hh, b_h, h0)
     h_start = np.zeros_like(H[..., 0, :]) if h0 is None else np.broadcast_to(h0, H[..., 0, :].shape)
     H_prev = np.concatenate([h_start[..., None, :], H], axis=-2)[..., :-1, :]
     Z = X @ W_xh + H_prev @ W_hh + b_h
-    slope = {"h_t": 1 - H**2, "h_prev": 1 - H_prev**2, "z": 1 - Z**2}[derivative]
+    slope = {"h_t": 1 - H**2, "h_prev": 1 - H_prev**2, "z": 1 - Z**2,
+             "none": np.ones_like(H)}[derivative]
     W_back = np.swapaxes(W_hh, -1, -2) if transpose else W_hh
     dZ = np.zeros_like(H)
     g = np.zeros_like(h_start)
     n = X.shape[-2]
-    for t in reversed(range(n)) if backwards else range(n):
-        dZ[..., t, :] = (dH[..., t, :] + (g if carry else 0)) * slope[..., t, :]
+    order = list(reversed(range(n)) if backwards else range(n))
+    for t in order:
+        dh = dH[..., t, :] + (g if carry == "through-tanh" else 0)
+        dZ[..., t, :] = dh * slope[..., t, :] + (g if carry == "past-tanh" else 0)
         g = dZ[..., t, :] @ W_back
-    source = H if dW_hh_from == "h_t" else H_prev
+    steps = slice(None) if accumulate else slice(order[-1], order[-1] + 1)
+    X_seen = np.broadcast_to(X, (*H.shape[:-1], X.shape[-1]))[..., steps, :]
+    source = (H if dW_hh == "h_t-dz" else H_prev)[..., steps, :]
     dX = dZ @ np.swapaxes(W_xh, -1, -2)
-    flat = dZ.reshape(-1, dZ.shape[-1])
-    dW_xh = np.broadcast_to(X, (*H.shape[:-1], X.shape[-1])).reshape(-1, X.shape[-1]).T @ flat
-    dW_hh = source.reshape(-1, H.shape[-1]).T @ flat
-    return dX, dW_xh, dW_hh, flat.sum(axis=0), g
+    flat = dZ[..., steps, :].reshape(-1, dZ.shape[-1])
+    dW_xh = X_seen.reshape(-1, X.shape[-1]).T @ flat
+    dW_hh_ = source.reshape(-1, H.shape[-1]).T @ flat
+    return dX, dW_xh, dW_hh_.T if dW_hh == "dz-h_prev" else dW_hh_, flat.sum(axis=0), g
 
 
 _TANH_DERIVATIVE_HINT = (
@@ -349,7 +377,7 @@ RNN_BACKWARD = Checker(
             "dh_t = dH[t] + (what step t + 1 sends back, dz_{t+1} W_hhᵀ). Keep that carry in a "
             "variable, add it to dH[t] at each step, and update it to dz_t @ W_hh.T; with only "
             "dH[t], a loss on the last state never reaches the early tokens.",
-            partial(_bptt, carry=False),
+            partial(_bptt, carry="none"),
         ),
         Mistake(
             "W_hh-not-transposed",
@@ -363,7 +391,38 @@ RNN_BACKWARD = Checker(
             "dW_hh is built from the wrong states: the step t computes z_t = x_t W_xh + h_{t−1} "
             "W_hh + b_h, so dW_hh = Σ_t h_{t−1}ᵀ dz_t, with the state it read (h_0 = h0 or zeros "
             "at the first step), not the state h_t it produced.",
-            partial(_bptt, dW_hh_from="h_t"),
+            partial(_bptt, dW_hh="h_t-dz"),
+        ),
+        Mistake(
+            "no-tanh-derivative",
+            "the tanh's derivative is missing: h_t = tanh(z_t), so the gradient of the state "
+            "passes through ∂h_t/∂z_t = 1 − h_t² before it reaches z_t, and from there the "
+            "weights, the input and the previous state: dz_t = dh_t ⊙ (1 − h_t²), with dh_t "
+            "= dH[t] + the carry from step t + 1.",
+            partial(_bptt, derivative="none"),
+        ),
+        Mistake(
+            "carry-past-tanh",
+            "the carry skips the tanh's derivative: what step t + 1 sends back is part of the "
+            "gradient of the state h_t, like dH[t], so the whole sum goes through tanh', "
+            "dz_t = (dH[t] + carry) ⊙ (1 − h_t²), not dH[t] ⊙ (1 − h_t²) + carry.",
+            partial(_bptt, carry="past-tanh"),
+        ),
+        Mistake(
+            "dW_hh-transposed",
+            "your dW_hh is transposed: z_t = x_t W_xh + h_{t−1} W_hh + b_h, so entry (i, j) of "
+            "W_hh joins h_{t−1}[i] to z_t[j], and dW_hh = Σ_t h_{t−1}ᵀ dz_t, the state on the "
+            "left, as in dW_xh = Σ_t x_tᵀ dz_t. An outer product np.outer(a, b) has a[i] b[j] "
+            "at (i, j): the state goes first.",
+            partial(_bptt, dW_hh="dz-h_prev"),
+        ),
+        Mistake(
+            "gradients-overwritten",
+            "your weight gradients keep only one step: W_xh, W_hh and b_h are used at every "
+            "step t, so their gradients are sums over all the steps, dW_xh = Σ_t x_tᵀ dz_t "
+            "(and so on). Assigning them inside the loop (`=`) replaces what the steps before "
+            "gave; start from zeros before the loop and add each step's share (`+=`).",
+            partial(_bptt, accumulate=False),
         ),
         Mistake(
             "loop-forwards",

@@ -14,7 +14,9 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal
+from course_lib.checks.cases import Case, Mistake
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal
 from course_lib.checks.result import CheckResult
 
 __all__ = [

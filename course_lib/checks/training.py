@@ -17,7 +17,10 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal, softmax_rows
+from course_lib.checks.cases import Case, Mistake, T
+from course_lib.checks.core import Checker
+from course_lib.checks.diagnosis import LARGE_NEGATIVE_MASK
+from course_lib.checks.drawing import random_normal, softmax_rows
 from course_lib.checks.result import CheckResult
 
 __all__ = [
@@ -27,9 +30,6 @@ __all__ = [
     "check_self_attention_backward",
 ]
 
-
-def _T(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
 
 
 _ELEMENTWISE = (
@@ -54,6 +54,22 @@ _NO_KEEPDIMS = (
 _AXIS_IGNORED = (
     "your softmax_backward ignores `axis`: it always sums along the last axis. Pass "
     "axis=axis to your sum (with keepdims=True)."
+)
+_DIAGONAL_ONLY = (
+    "you kept only the diagonal of the softmax's Jacobian, ∂α_j/∂ã_j = α_j (1 − α_j), as if "
+    "each weight depended on its own score only. Every weight of a row depends on every score "
+    "of the row: ∂α_i/∂ã_j = −α_i α_j for j ≠ i. Those off-diagonal terms add up with the "
+    "diagonal to d_scores = α ⊙ (dα − Σ_j α_j dα_j), one sum per row along the softmax's axis."
+)
+_NO_DIAGONAL = (
+    "the diagonal term of the softmax's Jacobian diag(α) − α αᵀ is missing: you kept only "
+    "− α αᵀ, which gives − α ⊙ Σ_j α_j dα_j. The diag(α) part adds α ⊙ dα: together, "
+    "d_scores = α ⊙ (dα − Σ_j α_j dα_j)."
+)
+_SUM_WITHOUT_ALPHA = (
+    "the sum inside is Σ_j α_j dα_j, each dα_j weighted by its weight α_j (it comes from the "
+    "Jacobian's − α_i α_j), not the plain sum Σ_j dα_j: d_scores = α ⊙ (dα − Σ_j α_j dα_j), "
+    "the sum along the softmax's axis, kept as an axis of length 1."
 )
 _FORMULA = (
     "d_scores = α ⊙ (dα − Σ_j α_j dα_j), the sum Σ_j α_j dα_j taken along `axis`, one sum "
@@ -101,12 +117,19 @@ def _sb_harder() -> list[Case]:
 
 
 def _sb(weights: np.ndarray, d_weights: np.ndarray, axis: int = -1, *, sum_axis: int | None = None,
-        alpha: bool = True, keepdims: bool = True, elementwise: bool = False) -> np.ndarray:
-    """softmax_backward, right or with one known mistake (the keyword arguments)."""
-    if elementwise:
+        alpha: bool = True, keepdims: bool = True, jacobian: str = "full",
+        weighted_sum: bool = True) -> np.ndarray:
+    """softmax_backward, right or with one known mistake (the keyword arguments):
+    jacobian "elementwise" (α ⊙ dα), "diagonal" (its diagonal α(1 − α) only), "outer" (its
+    − α αᵀ only); weighted_sum=False: Σ dα for Σ α dα."""
+    if jacobian == "elementwise":
         return weights * d_weights
-    s = np.sum(weights * d_weights, axis=axis if sum_axis is None else sum_axis,
-               keepdims=keepdims)
+    if jacobian == "diagonal":
+        return weights * (1 - weights) * d_weights
+    terms = weights * d_weights if weighted_sum else d_weights
+    s = np.sum(terms, axis=axis if sum_axis is None else sum_axis, keepdims=keepdims)
+    if jacobian == "outer":
+        return -weights * s
     return (weights if alpha else 1) * (d_weights - s)
 
 
@@ -117,8 +140,11 @@ SOFTMAX_BACKWARD = Checker(
     make_cases=_sb_cases,
     make_harder=_sb_harder,
     mistakes=(
-        Mistake("elementwise", _ELEMENTWISE, partial(_sb, elementwise=True)),
+        Mistake("elementwise", _ELEMENTWISE, partial(_sb, jacobian="elementwise")),
+        Mistake("diagonal-only", _DIAGONAL_ONLY, partial(_sb, jacobian="diagonal")),
+        Mistake("no-diagonal-term", _NO_DIAGONAL, partial(_sb, jacobian="outer")),
         Mistake("no-alpha", _NO_ALPHA, partial(_sb, alpha=False)),
+        Mistake("sum-without-alpha", _SUM_WITHOUT_ALPHA, partial(_sb, weighted_sum=False)),
         Mistake("wrong-axis", _WRONG_AXIS, partial(_sb, sum_axis=-2)),
         Mistake("wrong-axis", _WRONG_AXIS, partial(_sb, sum_axis=0)),
         Mistake("no-keepdims", _NO_KEEPDIMS, partial(_sb, keepdims=False)),
@@ -187,19 +213,23 @@ def _sab_harder() -> list[Case]:
 def _sab(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, W_V: np.ndarray, dO: np.ndarray,
          mask: np.ndarray | None = None, *, dV_transposed: bool = True, scale_dQ: bool = True,
          scale_dK: bool = True, dK_transposed: bool = True, paths: str = "QKV",
-         use_mask: bool = True, batch: str = "sum",
+         use_mask: bool = True, blocked_score: float = -np.inf, batch: str = "sum",
+         scale_power: int = 1,
          softmax_bw: Callable[..., np.ndarray] = attention.softmax_backward) -> Any:
     """self_attention_backward, right or with one known mistake (the keyword arguments)."""
     Q, K, V = X @ W_Q, X @ W_K, X @ W_V
-    weights = attention.attention_weights(Q, K, mask if use_mask else None)
-    scale = 1 / math.sqrt(Q.shape[-1])
-    dV = (_T(weights) if dV_transposed else weights) @ dO
-    d_scores = softmax_bw(weights, dO @ _T(V))
+    scores = Q @ T(K) / math.sqrt(Q.shape[-1])
+    if mask is not None and use_mask:  # −1e9 gives a fully blocked row 1/n each, not zeros
+        scores = np.where(mask, scores, blocked_score)
+    weights = attention.softmax(scores)
+    scale = math.sqrt(Q.shape[-1]) ** -scale_power  # 1/√d_k; √d_k with scale_power=-1
+    dV = (T(weights) if dV_transposed else weights) @ dO
+    d_scores = softmax_bw(weights, dO @ T(V))
     dQ = d_scores @ K * (scale if scale_dQ else 1)
-    dK = (_T(d_scores) if dK_transposed else d_scores) @ Q * (scale if scale_dK else 1)
+    dK = (T(d_scores) if dK_transposed else d_scores) @ Q * (scale if scale_dK else 1)
     grads = {"Q": (dQ, W_Q), "K": (dK, W_K), "V": (dV, W_V)}
     dX = sum(grads[p][0] @ grads[p][1].T for p in paths)
-    per_sequence = [_T(X) @ dM for dM in (dQ, dK, dV)]  # (..., d_model, d) each
+    per_sequence = [T(X) @ dM for dM in (dQ, dK, dV)]  # (..., d_model, d) each
     if X.ndim == 2 or batch == "stacked":
         return (dX, *per_sequence)
     if batch == "first":
@@ -227,6 +257,24 @@ _BATCH_HINT = (
     "axes), or with one batch axis `np.einsum('bnd,bnk->dk', X, dQ)`."
 )
 
+_SCALE_MULTIPLIED = (
+    "you multiplied by √d_k on the way back; the forward pass divides, Ã = Q Kᵀ / √d_k, so "
+    "the chain rule divides too: dQ = dÃ K / √d_k and dK = dÃᵀ Q / √d_k (your dW_Q and dW_K "
+    "are d_k times too large)."
+)
+_BATCH_MEAN_HINT = (
+    "your weight gradients are divided by the number of sequences (a mean over the batch): "
+    "the loss L is whatever dO is the gradient of, and each sequence adds its own share "
+    "Xᵀ dQ to ∂L/∂W_Q, so dW_Q, dW_K and dW_V are sums over the batch, not means. If the "
+    "loss is a mean over the batch, that 1/B is already inside dO."
+)
+_SOFTMAX_SKIPPED = (
+    "the softmax's backward is skipped: dα = dO Vᵀ is the gradient of the weights α, not of "
+    "the scaled scores Ã they come from. Pass it back through the softmax first, "
+    "dÃ = softmax_backward(α, dα) = α ⊙ (dα − Σ_j α_j dα_j) along each row, then "
+    "dQ = dÃ K / √d_k and dK = dÃᵀ Q / √d_k."
+)
+
 SELF_ATTENTION_BACKWARD = Checker(
     function="self_attention_backward",
     outputs=("dX", "dW_Q", "dW_K", "dW_V"),
@@ -239,6 +287,7 @@ SELF_ATTENTION_BACKWARD = Checker(
                 "o_i with weight α_ij, so dV = αᵀ dO (`np.swapaxes(weights, -1, -2) @ dO`).",
                 partial(_sab, dV_transposed=False)),
         Mistake("no-scale", _SCALE_BOTH, partial(_sab, scale_dQ=False, scale_dK=False)),
+        Mistake("scale-multiplied", _SCALE_MULTIPLIED, partial(_sab, scale_power=-1)),
         Mistake("no-scale-dQ", _SCALE_DQ, partial(_sab, scale_dQ=False)),
         Mistake("no-scale-dK", _SCALE_DK, partial(_sab, scale_dK=False)),
         Mistake("dK-not-transposed",
@@ -252,11 +301,20 @@ SELF_ATTENTION_BACKWARD = Checker(
                 "mask (blocked scores become −∞, their weights 0), so that blocked positions "
                 "get no gradient.",
                 partial(_sab, use_mask=False)),
+        Mistake("large-negative", LARGE_NEGATIVE_MASK, partial(_sab, blocked_score=-1e9)),
         Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="stacked")),
-        Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="mean")),
+        Mistake("batch-mean", _BATCH_MEAN_HINT, partial(_sab, batch="mean")),
         Mistake("batch-not-summed", _BATCH_HINT, partial(_sab, batch="first")),
         Mistake("softmax-elementwise", _ELEMENTWISE,
-                partial(_sab, softmax_bw=partial(_sb, elementwise=True))),
+                partial(_sab, softmax_bw=partial(_sb, jacobian="elementwise"))),
+        Mistake("softmax-diagonal-only", _DIAGONAL_ONLY,
+                partial(_sab, softmax_bw=partial(_sb, jacobian="diagonal"))),
+        Mistake("softmax-no-diagonal-term", _NO_DIAGONAL,
+                partial(_sab, softmax_bw=partial(_sb, jacobian="outer"))),
+        Mistake("softmax-sum-without-alpha", _SUM_WITHOUT_ALPHA,
+                partial(_sab, softmax_bw=partial(_sb, weighted_sum=False))),
+        Mistake("softmax-backward-skipped", _SOFTMAX_SKIPPED,
+                partial(_sab, softmax_bw=lambda weights, d_weights: d_weights)),
         Mistake("softmax-wrong-axis", _WRONG_AXIS,
                 partial(_sab, softmax_bw=partial(_sb, sum_axis=-2))),
     ),

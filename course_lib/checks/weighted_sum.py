@@ -15,14 +15,13 @@ import numpy as np
 
 from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
-from course_lib.checks.core import Case, Checker, Mistake, random_normal, softmax_rows
+from course_lib.checks.cases import Case, Mistake, T
+from course_lib.checks.core import Checker
+from course_lib.checks.drawing import random_normal, softmax_rows
 from course_lib.checks.result import CheckResult
 
 __all__ = ["WEIGHTED_SUM", "SELF_ATTENTION", "check_weighted_sum", "check_self_attention"]
 
-
-def _T(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
 
 
 def _every_row(row: np.ndarray, n: int) -> np.ndarray:
@@ -77,7 +76,7 @@ WEIGHTED_SUM = Checker(
     make_cases=_ws_cases,
     make_harder=_ws_harder,
     mistakes=(
-        Mistake("weights-transposed", _TRANSPOSED, lambda w, V: _T(w) @ V),
+        Mistake("weights-transposed", _TRANSPOSED, lambda w, V: T(w) @ V),
         Mistake("unweighted", _UNWEIGHTED,
                 lambda w, V: _every_row(V.sum(axis=-2, keepdims=True), w.shape[-2])),
         Mistake("averaged", _UNWEIGHTED,
@@ -98,7 +97,7 @@ WEIGHTED_SUM = Checker(
             "wrong-order-VT",
             "the product is in the wrong order: O = α V, the weights on the left "
             "(weights @ V), and no transpose of V.",
-            lambda w, V: _T(V) @ w,
+            lambda w, V: T(V) @ w,
         ),
         Mistake(
             "batch-T",
@@ -160,7 +159,7 @@ def _attend(
     stable: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(O, weights) for the given Q, K, V, with a choice of scale, softmax axis, stability."""
-    scaled = Q @ _T(K) / math.sqrt(Q.shape[-1] if scale is None else scale)
+    scaled = Q @ T(K) / math.sqrt(Q.shape[-1] if scale is None else scale)
     if stable:
         weights = attention.softmax(scaled, axis=axis)
     else:
@@ -192,7 +191,7 @@ def _transposed_variants() -> list[Mistake]:
     def make(o_t: bool, w_t: bool) -> Callable[..., Any]:
         def how(X: Any, Q: Any, K: Any, V: Any) -> tuple[Any, Any]:
             _, weights = _attend(Q, K, V)
-            wt = _T(weights)
+            wt = T(weights)
             return (wt if o_t else weights) @ V, (wt if w_t else weights)
 
         return _variant(how)
