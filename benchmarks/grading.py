@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/grading.py [--jobs 2] [--timeout 10]
 
 Prints the wall time and the submissions per second. Target on a 2-core machine: the 30
-submissions in under 60 s. A benchmark, not a test: nothing here asserts.
+submissions in under 60 s. A benchmark, not a test: nothing here asserts. Like `grade`, it
+refuses to run the hostile submissions where nothing isolates them (one writes /etc/hostname).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading import grade
+from course_lib.grading import UncontainedError, detect_isolation, grade
 
 ROOT = Path(__file__).resolve().parent.parent
 CORRECT = {
@@ -71,14 +72,18 @@ def main() -> None:
         for i in range(args.n):
             nbformat.write(submission(i), subs / f"learner_{i:02d}.ipynb")
         start = time.perf_counter()
-        graded = grade([subs], Path(folder) / "grades", timeout=args.timeout, jobs=args.jobs)
+        try:
+            graded = grade([subs], Path(folder) / "grades", timeout=args.timeout, jobs=args.jobs)
+        except UncontainedError as refused:
+            raise SystemExit(f"not run: {refused}") from None
         elapsed = time.perf_counter() - start
     kinds: dict[str, int] = {}
     for g in graded:
         kinds[g.status_kind] = kinds.get(g.status_kind, 0) + 1
     print(f"graded {len(graded)} submissions with --jobs {args.jobs} "
           f"(--timeout {args.timeout:g}) in {elapsed:.1f} s: "
-          f"{len(graded) / elapsed:.2f} submissions/s; statuses: {kinds}")
+          f"{len(graded) / elapsed:.2f} submissions/s; statuses: {kinds}; isolation: "
+          f"{detect_isolation().label}")
 
 
 if __name__ == "__main__":

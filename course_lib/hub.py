@@ -11,7 +11,10 @@ The link is nbgitpuller's (https://nbgitpuller.readthedocs.io/en/latest/link.htm
 clones the repository into the learner's home (into a folder named like the repository), or
 pulls it again, then opens lesson 00 in JupyterLab. Pulling again never loses a learner's work:
 nbgitpuller keeps the learner's version of every file they changed and brings in everything
-else (https://nbgitpuller.readthedocs.io/en/latest/topic/automatic-merging.html).
+else (https://nbgitpuller.readthedocs.io/en/latest/topic/automatic-merging.html). The other side
+of that rule: where the instructor changed a file the learner changed too (a cell appended to the
+same exercise), the learner keeps their version and the instructor's change is dropped without a
+word; `python -m course_lib grade --release exercises/` lists who lacks the released cells.
 """
 
 from __future__ import annotations

@@ -445,7 +445,7 @@ def test_fallback_without_isolation(tmp_path: Path) -> None:
     ))
     write(folder, "exit.ipynb", HOSTILE["kills_itself.ipynb"])
     graded = grade([folder], tmp_path / "out", timeout=TIMEOUT, memory_mb=MEMORY, jobs=2,
-                   isolation="none")
+                   isolation="none", accept_risk=True)
     by_name = {g.submission: g for g in graded}
     assert [g.score for g in graded] == [3, 3, 3]
     assert by_name["loop.ipynb"].status.startswith("timeout: cell 3")
@@ -950,7 +950,8 @@ def test_a_daemon_that_leaves_its_session_dies_with_its_submission(
     monkeypatch.setattr(sandbox_module.cgroups, "detect", lambda: None)
     sandbox_module.detect_isolation.cache_clear()
     try:
-        [graded] = grade([path], tmp_path / "out", timeout=TIMEOUT, isolation="none")
+        [graded] = grade([path], tmp_path / "out", timeout=TIMEOUT, isolation="none",
+                         accept_risk=True)
     finally:
         sandbox_module.detect_isolation.cache_clear()
     assert graded.score == 3 and "rlimits only" in graded.isolation, graded.isolation

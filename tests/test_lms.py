@@ -270,3 +270,25 @@ def test_formulas_are_neutralised_in_the_lms_files_and_undone_when_read_back(
         assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text and '"=HYPERLINK' not in text
     for value in ("=1+1", "-x", "'quoted", "''", "plain", "@a"):
         assert csv_read_back(csv_safe(value)) == value
+
+
+def test_identity_columns_are_written_verbatim_and_formula_like_ids_reported(
+        tmp_path: Path) -> None:
+    """The LMS matches a learner on these columns: `-4471` written `'-4471` would match no one.
+    Free text keeps the formula escape; an id that looks like a formula is reported."""
+    path = tmp_path / "roster.csv"
+    path.write_text("learner,student_id,name,email,section,canvas_id,sis_login_id\n"
+                    "ann,-4471,=Ann,@ann@example.org,+A,=7,+33612\n"
+                    "ben,S2,Ben,ben@example.org,B,8,ben\n", encoding="utf-8")
+    rows = [{"submission": f"{who}/03.ipynb", "exercise": "03_scaling_and_softmax",
+             "score": "2", "max_score": "3", "status": "ran"} for who in ("ann", "ben")]
+    table = reconcile(rows, read_roster(path))
+    canvas = parse(canvas_csv(table))
+    assert canvas[2][:5] == ["'=Ann", "=7", "-4471", "+33612", "'+A"]
+    moodle = parse(moodle_csv(table))
+    assert moodle[1][:3] == ["-4471", "@ann@example.org", "'=Ann"]
+    problems = "\n".join(table.problems())
+    for value in ("'-4471'", "'=7'", "'+33612'", "'@ann@example.org'"):
+        assert "ann's" in problems and value in problems, value
+    assert "ben" not in problems
+    assert len(table.formula_ids) == 4

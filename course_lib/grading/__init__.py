@@ -3,19 +3,25 @@
     from course_lib.grading import grade
     graded = grade([Path("submissions")], Path("grades"), timeout=60, memory_mb=2048, jobs=2)
 
-or `python -m course_lib grade submissions/ --out grades [--seed N]`. Each notebook's exercise
+or `python -m course_lib grade submissions/ --out grades [--seed N]`. The grader refuses to run
+submissions where nothing keeps one from the others and from the course (no bubblewrap and no
+user of its own: `sandbox.refusal` says why and what to do) unless told `accept_risk=True`.
+Each notebook is read once into a private staging folder before any learner's code runs
+(staging), and that copy is graded; its exercise
 is recognised from the notebook (collect: regular files only, no links, bounded reads, unique
 names), its cells run in an IPython shell as in JupyterLab inside its own limited, isolated
 process tree (sandbox: prepare, run, read back; it runs runner.py with calling.py and wire.py,
 never course_lib), the course's checkers judge the plain results in this process on the
 notebook's cases and on fresh ones drawn from the run's seed (judge), and the gradebook and one
-feedback report per learner are written atomically, with names safe for each format
-(gradebook). The terminal shows a progress bar and a summary table (console).
+feedback report per learner are written atomically, every text made safe and bounded in one
+place (text), names safe for each format (gradebook). The terminal shows a progress bar and a
+summary table (console).
 
-Modules: collect, sandbox, cgroups (per-submission memory and process limits from the kernel),
-reaper (the grader adopts and ends every orphan), runner (inside the sandbox), wire (the bounded
-format of what crosses the sandbox's boundary; BOUNDARY.md says why each field is safe), judge,
-gradebook, console.
+Modules: collect, staging, sandbox, cleanup (removing what a submission wrote), cgroups
+(per-submission memory and process limits from the kernel), reaper (the grader adopts and ends
+every orphan), runner (inside the sandbox), wire (the bounded format of what crosses the
+sandbox's boundary; BOUNDARY.md says why each field is safe), judge, text, gradebook, console,
+lms, updates (which submissions lack cells of the current release).
 """
 
 from __future__ import annotations
@@ -38,16 +44,28 @@ from course_lib.grading.gradebook import check_writable, write_gradebook
 from course_lib.grading.judge import Graded, judge, ungraded
 from course_lib.grading.reaper import Reaper
 from course_lib.grading.sandbox import (
+    ACCEPT_RISK_FLAG,
     Isolation,
     Job,
     Limits,
     SandboxReport,
     detect_isolation,
+    refusal,
     run_in_sandbox,
 )
+from course_lib.grading.staging import Staging
+from course_lib.grading.text import safe_graded
+from course_lib.grading.updates import Release, lacking, read_release
 
-__all__ = ["grade", "grade_one", "new_seed", "skipped_submissions", "Graded", "Limits",
-           "Isolation", "detect_isolation", "EXERCISES"]
+__all__ = ["grade", "grade_one", "new_seed", "skipped_submissions", "changed_originals",
+           "lacking_updates",
+           "Graded", "Limits", "Isolation", "detect_isolation", "refusal", "UncontainedError",
+           "ACCEPT_RISK_FLAG", "EXERCISES"]
+
+
+class UncontainedError(RuntimeError):
+    """No isolation keeps a submission from the others and from the course here, and the risk
+    was not accepted: nothing was run (the message says why and what to do)."""
 
 Progress = Callable[[int, int, Graded], None]
 
@@ -68,30 +86,49 @@ def grade(
     isolation: str = "auto",
     progress: Progress | None = None,
     seed: int | None = None,
+    accept_risk: bool = False,
+    release: Path | None = None,
 ) -> list[Graded]:
     """Grade every notebook under `paths` and write the gradebook into `out`.
 
     exercise: grade only this exercise ("03" or "3"); a notebook recognised as another
     exercise is skipped (not graded, not in gradebook.csv; listed in gradebook.json's
     "skipped", see `skipped_submissions`), so that its grades are never overwritten.
-    isolation: "auto" (bubblewrap when it works here) or "none".
+    isolation: "auto" (bubblewrap when it works here) or "none" (no bubblewrap: as root, each
+    submission then runs as a user of its own where it can).
+    accept_risk: run the submissions even where nothing keeps one from the other learners'
+    files and from the course (a throw-away machine); otherwise that raises UncontainedError.
+    release: the folder of the released student notebooks (the course's `exercises/`): each
+    submission made from them that lacks some of their cells (an update nbgitpuller did not
+    bring, see updates.py) is listed in gradebook.json (`lacks_release_cells`, and
+    `lacking_updates(out)`) and told so in its feedback.
     seed: draws the fresh cases every function is graded on besides the notebook's own (the
     same shapes and difficulty, other numbers); a new one per run when None. The gradebook
     (gradebook.json's settings) records it: grading again with it gives the same gradebook.
-    Raises FileNotFoundError (a path does not exist), ValueError (unknown exercise) or
-    OSError (`out` cannot be written) before grading anything; never because of a submission:
-    whatever one submission does, the run ends, the gradebook is written and no process or
-    temporary folder of the run is left.
+    Raises UncontainedError, FileNotFoundError (a path does not exist), ValueError (unknown
+    exercise) or OSError (`out` cannot be written) before running anything; never because of a
+    submission: whatever one submission does, the run ends, the gradebook is written and no
+    process or temporary folder of the run is left.
     """
     out = Path(out)
     wanted = resolve_exercise(exercise) if exercise else None
-    submissions = [read_submission(s) for s in find_submissions(paths)]
+    sandbox = detect_isolation(isolation)
+    if not sandbox.contained and not accept_risk:
+        raise UncontainedError(refusal(sandbox))
+    released = read_release(release) if release is not None else {}
+    with Staging() as staging:
+        return _grade_staged(paths, out, staging, Limits(timeout, memory_mb), sandbox, jobs,
+                             wanted, progress, new_seed() if seed is None else seed, released)
+
+
+def _grade_staged(paths: Iterable[Path], out: Path, staging: Staging, limits: Limits,
+                  sandbox: Isolation, jobs: int, wanted: str | None,
+                  progress: Progress | None, seed: int, released: Release) -> list[Graded]:
+    """`grade`, with every submission read from its private copy in `staging`."""
+    submissions = [read_submission(staging.stage(s)) for s in find_submissions(paths)]
     skipped = [s for s in submissions if wanted and s.exercise and s.exercise != wanted]
     submissions = [s for s in submissions if not (wanted and s.exercise and s.exercise != wanted)]
     check_writable(out)
-    limits = Limits(timeout, memory_mb)
-    sandbox = detect_isolation(isolation)
-    seed = new_seed() if seed is None else seed
     for checker in CHECKS.values():  # build the cases and expected values once, up front
         for case in checker.cases(seed=seed):
             checker.expected(case)
@@ -103,12 +140,47 @@ def grade(
             graded[futures[future]] = result = future.result()
             if progress is not None:
                 progress(done, len(futures), result)
-    ordered = [g for g in graded if g is not None]
-    settings = {"timeout": timeout, "memory_mb": memory_mb, "isolation": sandbox.description,
+    changed = set(staging.changed())
+    ordered = [_with_changed_note(g) if g.submission in changed else g
+               for g in graded if g is not None]
+    lacks = {s.name: lacking(s.exercise, s.cell_ids, released) for s in submissions}
+    for g in ordered:
+        if lacks[g.submission]:
+            g.notes.append(f"your notebook lacks {len(lacks[g.submission])} cell(s) of the "
+                           "current exercise (an update that did not reach it?), starting: "
+                           f"{lacks[g.submission][0]}")
+    settings = {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
+                "isolation": sandbox.description, "contained": sandbox.contained,
                 "exercise": wanted or "any", "seed": seed}
     write_gradebook(out, ordered, settings,
-                    skipped={s.name: s.exercise for s in skipped})
+                    skipped={s.name: s.exercise for s in skipped},
+                    facts={g.submission: {"sha256": staging.sha256(g.submission),
+                                          "lacks_release_cells": lacks[g.submission]}
+                           for g in ordered},
+                    changed=sorted(changed))
     return ordered
+
+
+def _with_changed_note(graded: Graded) -> Graded:
+    graded.notes.append("the submitted file changed while the batch was graded (not by this "
+                        "grader): this grade is of the file as it was before any code ran "
+                        "(its SHA-256 is in gradebook.json)")
+    return graded
+
+
+def lacking_updates(out: Path) -> dict[str, list[str]]:
+    """The submissions of the last `grade(..., release=...)` into `out` that lack cells of the
+    released notebooks, each with those cells' first lines (read from gradebook.json)."""
+    document = json.loads((Path(out) / "gradebook.json").read_text(encoding="utf-8"))
+    return {entry["submission"]: entry["lacks_release_cells"]
+            for entry in document["submissions"] if entry.get("lacks_release_cells")}
+
+
+def changed_originals(out: Path) -> list[str]:
+    """The submissions whose file changed while the last `grade` into `out` ran (read from
+    gradebook.json): possible only where the risk was accepted (`accept_risk`)."""
+    document = json.loads((Path(out) / "gradebook.json").read_text(encoding="utf-8"))
+    return list(document.get("changed_during_grading", []))
 
 
 def skipped_submissions(out: Path) -> dict[str, str]:
@@ -126,7 +198,8 @@ def grade_one(
     what it returned, judge it. Never raises because of its content."""
     if submission.problem:
         functions = EXERCISES.get(wanted or submission.exercise, ())
-        return ungraded(submission, submission.problem, functions, isolation.label)
+        return safe_graded(ungraded(submission, submission.problem, functions,
+                                    isolation.label))
     job = Job(
         cells=submission.cells,
         functions={name: CHECKS[name].cases(seed=seed) for name in submission.functions},
@@ -136,4 +209,4 @@ def grade_one(
     except Exception as error:  # noqa: BLE001 - one submission never stops the batch
         report = SandboxReport(events=[("crashed", f"the grader could not run it "
                                         f"({type(error).__name__}: {str(error)[:120]})")])
-    return judge(submission, report, limits, isolation.label, seed)
+    return safe_graded(judge(submission, report, limits, isolation.label, seed))

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXERCISES", "Submission", "find_submissions", "read_submission", "resolve_exercise"]
+from course_lib.grading.updates import cell_ids
+
+__all__ = ["EXERCISES", "MAX_NOTEBOOK_BYTES", "Submission", "find_submissions", "read_bounded",
+           "read_submission", "resolve_exercise"]
 
 EXERCISES: dict[str, tuple[str, ...]] = {
     "01_qkv_projections": ("project_qkv",),
@@ -56,6 +59,7 @@ class Submission:
     exercise: str = ""
     cells: list[tuple[int, str]] = field(default_factory=list)  # (index, code)
     problem: str = ""
+    cell_ids: tuple[str, ...] = ()  # every cell's id, in order (updates.lacking reads them)
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -151,7 +155,7 @@ def read_submission(submission: Submission) -> Submission:
     if submission.problem:
         return submission
     try:
-        raw = _read_bounded(submission.path, MAX_NOTEBOOK_BYTES + 1)
+        raw = read_bounded(submission.path, MAX_NOTEBOOK_BYTES + 1)
     except _NotRegularError:
         submission.problem = "is not a regular file"
         return submission
@@ -172,10 +176,13 @@ def read_submission(submission: Submission) -> Submission:
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         submission.problem = f"is not a valid notebook (invalid JSON: {_first_line(error)})"
         return submission
+    if isinstance(notebook, dict) and notebook.get("nbformat") == 3:
+        notebook = _from_nbformat_3(notebook)
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         submission.problem = "is not a valid notebook (no list of cells)"
         return submission
     submission.cells = _code_cells(notebook["cells"])
+    submission.cell_ids = cell_ids(notebook["cells"])
     submission.exercise = _recognise(notebook.get("metadata"), submission.cells)
     if not submission.exercise:
         submission.problem = (
@@ -187,6 +194,17 @@ def read_submission(submission: Submission) -> Submission:
     return submission
 
 
+def _from_nbformat_3(notebook: dict[str, Any]) -> Any:
+    """A notebook of format 3 (cells in "worksheets", code in "input"), converted by nbformat
+    to format 4 as Jupyter itself does when it opens one; None when it cannot be."""
+    import nbformat
+
+    try:
+        return nbformat.convert(nbformat.from_dict(notebook), 4)
+    except Exception:  # noqa: BLE001 - a malformed old notebook is refused, not a crash
+        return None
+
+
 class _NotRegularError(OSError):
     pass
 
@@ -195,7 +213,7 @@ class _TooLargeError(OSError):
     pass
 
 
-def _read_bounded(path: Path, limit: int) -> bytes:
+def read_bounded(path: Path, limit: int) -> bytes:
     """At most `limit` bytes of a regular file, never following a link, never blocking."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from course_lib.checks import CHECKS
 from course_lib.grading.collect import EXERCISES
 from course_lib.grading.console import printable
 from course_lib.grading.judge import Graded
@@ -53,22 +54,29 @@ def check_writable(out: Path) -> None:
 
 
 def write_gradebook(out: Path, graded: Sequence[Graded], settings: dict[str, Any],
-                    skipped: dict[str, str] | None = None) -> None:
+                    skipped: dict[str, str] | None = None,
+                    facts: dict[str, dict[str, Any]] | None = None,
+                    changed: Sequence[str] = ()) -> None:
     """Write the three kinds of files into `out` (feedback first, the CSV last).
 
     skipped: notebooks of other exercises than the one graded (submission -> exercise), listed
-    in gradebook.json only."""
+    in gradebook.json only. facts: more fields of a submission's entry in gradebook.json (the
+    SHA-256 of the bytes graded, the released cells it lacks); changed: the submissions whose
+    file changed while the batch ran (gradebook.json only)."""
     check_writable(out)
     names = feedback_names([g.submission for g in graded])
+    seed = settings.get("seed")
     for g in graded:
-        _write_atomic(out / "feedback" / names[g.submission], feedback_markdown(g))
+        _write_atomic(out / "feedback" / names[g.submission], feedback_markdown(g, seed))
     header = columns(graded)
     document = {
         "settings": settings,
         "columns": header,
-        "submissions": [_as_json(g, names[g.submission]) for g in graded],
+        "submissions": [{**_as_json(g, names[g.submission]), **(facts or {}).get(g.submission, {})}
+                        for g in graded],
         "skipped": [{"submission": name, "exercise": exercise}
                     for name, exercise in sorted((skipped or {}).items())],
+        "changed_during_grading": list(changed),
     }
     _write_atomic(out / "gradebook.json",
                   json.dumps(document, indent=2, ensure_ascii=False) + "\n")
@@ -128,8 +136,9 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
-def feedback_markdown(g: Graded) -> str:
-    """The report a learner reads: the score, then each function's check, then notes."""
+def feedback_markdown(g: Graded, seed: int | None = None) -> str:
+    """The report a learner reads: the score, then each function's check (on how many of the
+    notebook's cases and of fresh ones), then notes, then what was graded."""
     exercise = f"exercise **{g.exercise}**" if g.exercise else "exercise not recognised"
     title = printable(g.submission).replace("`", "'")
     lines = [
@@ -142,20 +151,32 @@ def feedback_markdown(g: Graded) -> str:
         lines += ["| function | result |", "|---|---|"]
         for name, result in g.results.items():
             mark = "✓ passed" if result.passed else "✗ not passed"
-            lines.append(f"| `{name}` | {mark} ({result.n_passed} of {result.n_cases} cases) |")
+            lines.append(f"| `{name}` | {mark} ({result.n_passed} of {result.n_cases} cases"
+                         f"{_cases_graded(name, result.n_cases)}) |")
         lines.append("")
     for name, result in g.results.items():
         lines += [f"## `{name}` {'✓' if result.passed else '✗'}", "", "```text",
                   result.feedback.replace("```", "'''"), "```", ""]
     if g.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in g.notes), ""]
+    drawn = f" drawn for this grading (seed {seed})" if seed is not None else ""
     lines += [
         "---",
         "",
-        "Graded with the course's checkers, on the same cases as the notebook's check cells. "
-        "Only your functions were graded: the notebook's own outputs are ignored.",
+        "Graded with the course's checkers, on each function's cases from the notebook's check "
+        f"cells and on fresh cases of the same kind (the same shapes, other numbers){drawn}, "
+        "which the notebook never showed: a function that passes its check cells may still "
+        "fail a fresh case. Only your functions were graded: the notebook's own outputs are "
+        "ignored.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _cases_graded(name: str, n_cases: int) -> str:
+    """": the notebook's 8 and 7 fresh ones" (nothing when no fresh case was graded)."""
+    shown = len(CHECKS[name].cases()) if name in CHECKS else n_cases
+    fresh = n_cases - shown
+    return f": the notebook's {shown} and {fresh} fresh ones" if fresh > 0 else ""
 
 
 def _row(g: Graded) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
     notes: list[str] = []
     for index, (kind, text) in sorted(report.cells.items()):
         line = f"{_cell(submission, index)}: {text}"
-        if kind == "error":
+        if kind in ("error", "note"):  # a note changes no status (sandbox._cell_error)
             notes.append(line)
         else:
             events.append((kind, line))

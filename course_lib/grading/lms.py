@@ -24,6 +24,13 @@ without a link to a student information system the SIS ids are empty there, so f
 submissions by folder, so the roster needs one folder per learner (`submissions/<learner>/`,
 as `collect` makes them).
 
+The identity columns the LMS matches learners on (Canvas: `ID`, `SIS User ID`, `SIS Login ID`;
+Moodle: `ID number`, `Email address`) are written exactly as the roster has them, or they would
+no longer match: an id such as `-4471` stays `-4471`. Only free text (names, sections) gets the
+spreadsheet's formula escape (a leading apostrophe before = + - @, as in gradebook.csv). A roster
+id that a spreadsheet could read as a formula is listed in `Reconciliation.problems()`: import
+the file into the LMS directly, without opening it in a spreadsheet first.
+
 Nothing is dropped silently: a submission whose learner is not on the roster, a roster learner
 with no submission, two roster lines with the same learner or student id (neither is exported:
 a grade must never reach the wrong person), a notebook whose exercise was not recognised, and a
@@ -46,8 +53,8 @@ from course_lib.grading.gradebook import csv_read_back, csv_safe
 
 __all__ = [
     "LMS_FORMATS", "Learner", "Reconciliation", "RosterError", "canvas_csv", "exercise_title",
-    "learner_of", "moodle_csv", "read_gradebook", "read_roster", "reconcile", "roster_duplicates",
-    "write_lms",
+    "formula_like_ids", "learner_of", "moodle_csv", "read_gradebook", "read_roster", "reconcile",
+    "roster_duplicates", "write_lms",
 ]
 
 REQUIRED = ("learner", "student_id", "name", "email")
@@ -92,6 +99,7 @@ class Reconciliation:
     duplicates: list[str] = field(default_factory=list)
     unrecognised: list[str] = field(default_factory=list)
     several: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    formula_ids: list[str] = field(default_factory=list)  # written verbatim, said here
 
     def problems(self, duplicates: bool = True) -> list[str]:
         """One sentence per mismatch, for the instructor (empty when everything matched);
@@ -110,7 +118,7 @@ class Reconciliation:
         lines += [f"several submissions of exercise {exercise} by {learner} (the best score is "
                   f"exported): {', '.join(subs)}" for (learner, exercise), subs in
                   self.several.items()]
-        return lines
+        return lines + self.formula_ids
 
 
 def read_roster(path: Path) -> list[Learner]:
@@ -180,6 +188,7 @@ def reconcile(rows: Iterable[Mapping[str, str]], roster: Sequence[Learner]) -> R
             table.not_on_roster.setdefault(learner, []).append(row["submission"])
         else:
             submissions.setdefault((learner.casefold(), row["exercise"]), []).append(row)
+    table.formula_ids = formula_like_ids(roster)
     for entry in roster:
         key = entry.learner.casefold()
         if key in excluded:
@@ -228,6 +237,26 @@ def roster_duplicates(roster: Sequence[Learner]) -> list[str]:
     return problems
 
 
+IDENTITY_FIELDS = {"student_id": "student_id (Canvas SIS User ID, Moodle ID number)",
+                   "canvas_id": "canvas_id (Canvas ID)",
+                   "sis_login_id": "sis_login_id (Canvas SIS Login ID)",
+                   "email": "email (Moodle Email address)"}
+
+
+def formula_like_ids(roster: Sequence[Learner]) -> list[str]:
+    """One sentence per roster id a spreadsheet could read as a formula (it starts with = + -
+    @, a tab or a carriage return). Such ids are written to the LMS file as they are, so that
+    they match their learner: import the file directly, never through a spreadsheet."""
+    return [
+        f"{entry.learner}'s {label} {getattr(entry, key)!r} starts like a formula: it is "
+        "written as it is, so that the LMS matches it; import the file into the LMS directly "
+        "(a spreadsheet that opens it may change this id)"
+        for entry in roster for key, label in IDENTITY_FIELDS.items()
+        if csv_safe(getattr(entry, key)) != getattr(entry, key)
+        and not getattr(entry, key).startswith("'")
+    ]
+
+
 def canvas_csv(table: Reconciliation) -> str:
     """The gradebook in Canvas's import format: one row per learner, one column per exercise.
 
@@ -243,8 +272,8 @@ def canvas_csv(table: Reconciliation) -> str:
     header = [*CANVAS_IDENTITY, *map(exercise_title, table.exercises)]
     points = [CANVAS_POINTS_POSSIBLE, "", "", "", "", *(_number(table.maxima[e])
                                                           for e in table.exercises)]
-    body = [[entry.name, entry.canvas_id, entry.student_id, entry.sis_login_id, entry.section,
-             *_scores(table, entry)] for entry in table.learners]
+    body = [[csv_safe(entry.name), entry.canvas_id, entry.student_id, entry.sis_login_id,
+             csv_safe(entry.section), *_scores(table, entry)] for entry in table.learners]
     return _csv([header, points, *body])
 
 
@@ -264,7 +293,7 @@ def moodle_csv(table: Reconciliation) -> str:
     header = [*MOODLE_IDENTITY,
               *(f"{exercise_title(e)} (out of {_number(table.maxima[e])})"
                 for e in table.exercises)]
-    body = [[entry.student_id, entry.email, entry.name, *_scores(table, entry)]
+    body = [[entry.student_id, entry.email, csv_safe(entry.name), *_scores(table, entry)]
             for entry in table.learners]
     return _csv([header, *body])
 
@@ -293,6 +322,8 @@ def _number(value: float) -> str:
 
 
 def _csv(rows: Sequence[Sequence[str]]) -> str:
-    buffer = io.StringIO()  # every cell safe in a spreadsheet, as in gradebook.csv
-    csv.writer(buffer, lineterminator="\r\n").writerows([map(csv_safe, row) for row in rows])
+    """The rows as CSV, cells as given: the callers escape free text (names, sections) and
+    leave identities as they are; headers and scores are the grader's own text."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue()

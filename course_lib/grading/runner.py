@@ -13,9 +13,11 @@ cases' inputs (plain numbers), the time limits and what to skip. The runner
    each with a time limit (a cell that raises, exits or runs too long is reported and the next
    one runs);
 3. calls each function on its cases through `calling.call_learner` (copies of the inputs, time
-   limit, exceptions as data) and sends each case's outcome back as a frame. Before a case
-   whose memory is measured, it waits for a byte on descriptor GO: the grader first notes the
-   memory the whole submission holds (the kernel's accounting, which nothing here can fake).
+   limit, exceptions as data) and sends each case's outcome back as a frame. A case whose
+   memory is measured comes without its inputs: the runner waits for them on descriptor GO,
+   where the grader sends them once it has noted the memory the whole submission holds (the
+   kernel's accounting, which nothing here can fake), so that no code of the notebook can see
+   them before the measurement starts.
 
 Every message goes to file descriptor FD, a pipe the grader reads with bounded frames, so that
 the grader, which enforces the hard limits from outside, knows which step a killed process was
@@ -94,7 +96,7 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
     import wire
 
     # bound here, before the learner's code runs: patching the modules cannot reach these
-    send, encode, decode, read = wire.send, wire.encode, wire.decode, os.read
+    send, encode, decode, read_frame = wire.send, wire.encode, wire.decode, _read_frame
     call_learner = calling.call_learner
 
     def report(event: dict[str, Any], arrays: list[Any] = ()) -> None:  # type: ignore[assignment]
@@ -124,8 +126,6 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
             report({"e": "missing", "f": name, "kind": type(fn).__name__})
             continue
         for i, case in enumerate(function["cases"]):
-            args = [(arg, decode(tree, inputs)) for arg, tree in case["args"]]
-            kwargs = {arg: decode(tree, inputs) for arg, tree in case["kwargs"]}
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
             def call(*a: Any, fn: Any = fn, **k: Any) -> Any:
@@ -133,8 +133,11 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
                 return encode(fn(*a, **k), arrays), arrays
 
             report({"e": "call", "f": name, "i": i})
-            if case["measure_memory"]:
-                read(go_fd, 1)  # the grader has noted the memory in use
+            given, arrays = case, inputs
+            if case["measure_memory"]:  # the grader noted the memory in use, then sent them
+                given, arrays = read_frame(wire, go_fd, wire.MAX_HEADER_BYTES)
+            args = [(arg, decode(tree, arrays)) for arg, tree in given["args"]]
+            kwargs = {arg: decode(tree, arrays) for arg, tree in given["kwargs"]}
             outcome = call_learner(
                 call, args, kwargs, job["case_timeout"],
                 measure_memory=case["measure_memory"],
@@ -152,9 +155,14 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
 
 
 def _read_job(wire: Any) -> tuple[dict[str, Any], list[Any]]:
-    reader = wire.FrameReader()
+    return _read_frame(wire, 0, wire.MAX_JOB_HEADER_BYTES)
+
+
+def _read_frame(wire: Any, fd: int, header_limit: int) -> tuple[dict[str, Any], list[Any]]:
+    """One frame from `fd` (the job on stdin, a measured case's inputs on GO)."""
+    reader = wire.FrameReader(header_limit=header_limit)
     while True:
-        chunk = os.read(0, 2**20)
+        chunk = os.read(fd, 2**20)
         if not chunk:
             raise SystemExit("the job was not received")
         messages = reader.feed(chunk)

@@ -11,7 +11,8 @@
 3. read back: what the learner's functions returned on each case, as plain data
    (`SandboxReport`); anything malformed on the pipe marks the submission
    `crashed: unreadable results` and nothing it sent is used;
-4. clean up: the temporary folder goes, whatever the submission left in it;
+4. clean up: the temporary folder goes, whatever the submission left in it (cleanup.py,
+   however deep; it never raises, so it never decides a grade);
 
 and the judging (judge.py) happens in the grader's process (`grading.grade_one` reads as the
 whole pipeline: prepare the job, run it here, judge). What crosses the boundary, and why
@@ -26,8 +27,10 @@ Enforced from here, never from inside the learner's process:
   process tree together), and RLIMIT_AS per process in every mode;
 - isolation (bubblewrap): the sandbox sees only the Python runtime it runs (read-only), the
   shared libraries and programs it needs (read-only), its own copy of the runner and its
-  working folder, and a private /tmp; no network, its own process tree (every process in it
-  dies with it). Without bubblewrap: the limits only, and `Isolation.name == "none"`;
+  working folder, and a private /tmp and /dev/shm (multiprocessing's pools work); no network,
+  its own process tree (every process in it dies with it). Without bubblewrap: the limits
+  only, and `Isolation.name == "none"`; without bubblewrap and without a user of its own the
+  grader refuses to run submissions unless told to accept the risk (`refusal`);
 - a user of its own: a grader running as root runs each sandbox as an unprivileged user that
   no account and no other process has (`setpriv`, from util-linux), with no capabilities, so
   the kernel's per-user process limit (RLIMIT_NPROC) counts that submission's processes alone:
@@ -48,7 +51,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -65,9 +67,11 @@ from course_lib.checks import calling
 from course_lib.checks.calling import ErrorInfo, Outcome
 from course_lib.checks.core import Case
 from course_lib.grading import cgroups, wire
+from course_lib.grading.cleanup import remove_tree
 from course_lib.grading.reaper import Reaper
 
-__all__ = ["Limits", "Isolation", "Job", "SandboxReport", "detect_isolation", "run_in_sandbox"]
+__all__ = ["ACCEPT_RISK_FLAG", "Limits", "Isolation", "Job", "SandboxReport", "detect_isolation",
+           "refusal", "run_in_sandbox"]
 
 _HERE = Path(__file__).resolve().parent
 _MAX_ATTEMPTS = 6
@@ -113,10 +117,17 @@ class Isolation:
     description: str
     limits: str = ""  # the kernel's per-submission limits in force, "" when none
     unprivileged: bool = False  # root runs each sandbox as an unprivileged user of its own
+    why_uncontained: str = ""  # why neither bwrap nor a user of its own can be had ("" if one can)
 
     @property
     def isolated(self) -> bool:
         return self.name != "none"
+
+    @property
+    def contained(self) -> bool:
+        """Whether a submission is kept from the other learners' files and from the course's:
+        by bubblewrap's view, or by running as a user of its own (see BOUNDARY.md)."""
+        return self.isolated or self.unprivileged
 
     @property
     def label(self) -> str:
@@ -151,16 +162,22 @@ class SandboxReport:
     unreadable: str = ""  # why the sandbox's messages could not be read ("" when they could)
 
 
+ACCEPT_RISK_FLAG = "--i-accept-that-submissions-can-read-and-change-this-machine"
+"""The command line's flag that grades without containment (a throw-away machine only)."""
+
+
 @functools.cache
 def detect_isolation(prefer: str = "auto") -> Isolation:
     """bubblewrap when it works here (and `prefer` is not "none"), else no isolation; as root,
     each sandbox as an unprivileged user of its own when the runtime starts as one; and the
     control groups this machine allows, in every mode. Each way is tried by starting the
-    runner's Python (importing numpy) exactly so."""
+    runner's Python (importing numpy) exactly so. Without bubblewrap and without a user of its
+    own, `Isolation.contained` is False and `refusal(isolation)` says why and what to do."""
     groups = cgroups.detect()
     limits = f"per submission: {groups.description}" if groups else ""
     bwrap = shutil.which("bwrap") if prefer != "none" else None
-    as_root = os.geteuid() == 0 and shutil.which("setpriv") is not None
+    setpriv = shutil.which("setpriv")
+    as_root = os.geteuid() == 0 and setpriv is not None
     for unprivileged in ((True, False) if as_root else (False,)):
         if bwrap and _starts([bwrap, *_bwrap_view(unprivileged)], unprivileged):
             user = ", as an unprivileged user of its own" if unprivileged else ""
@@ -171,16 +188,61 @@ def detect_isolation(prefer: str = "auto") -> Isolation:
                 limits, unprivileged,
             )
     unprivileged = as_root and _starts([], unprivileged=True)
-    why = "bubblewrap (bwrap) is not installed" if not bwrap else "bubblewrap cannot run here"
+    why = "bubblewrap (bwrap) is not installed" if not shutil.which("bwrap") else (
+        "bubblewrap cannot run here")
     if prefer == "none":
         why = "isolation turned off"
     user = "; as an unprivileged user of its own" if unprivileged else ""
     if os.geteuid() == 0 and not unprivileged:
         user = ("; AS ROOT: a submission can read and change every file of this machine "
                 "(install bubblewrap, or grade as another user)")
+    elif not unprivileged:
+        user = (f"; as your user ({_user_name()}): a submission can read and change every file "
+                "you can")
+    uncontained = "" if unprivileged else _why_no_own_user(setpriv)
     return Isolation(
         "none", f"no isolation: {why}; only the time and memory limits apply{user}"
         + (f" ({limits})" if limits else ""), limits, unprivileged,
+        f"{why}, and {uncontained}" if uncontained else "",
+    )
+
+
+def _why_no_own_user(setpriv: str | None) -> str:
+    """Why each submission cannot run as an unprivileged user of its own here."""
+    if os.geteuid() != 0:
+        return (f"the grader runs as {_user_name()}, not as root, so it cannot run each "
+                "submission as a user of its own")
+    if setpriv is None:
+        return "setpriv (util-linux), which runs each submission as a user of its own, is missing"
+    return (f"the Python runtime ({sys.base_prefix}) cannot start as another user (it is in a "
+            "folder only root may read)")
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"user {os.geteuid()}"
+
+
+def refusal(isolation: Isolation) -> str:
+    """One paragraph for an instructor: why the grader will not run submissions here, and what
+    to do ("" when it may: the isolation keeps each submission to itself)."""
+    if isolation.contained:
+        return ""
+    who = "root" if os.geteuid() == 0 else f"your user ({_user_name()})"
+    return (
+        "The grader refuses to run the submissions: no isolation that keeps a submission from "
+        f"the other learners' notebooks and from the course can be had here ("
+        f"{isolation.why_uncontained or 'no bubblewrap and no user of its own'}). Each "
+        f"submission would run as {who}: it could read every solution of the course and "
+        "change every other learner's notebook, the gradebook and this machine. What to do: "
+        "install bubblewrap (`apt-get install bubblewrap`; then each submission sees only "
+        "the Python runtime and its own folder); or grade as root with a Python runtime other "
+        "users can read (a virtual environment under /opt or /srv, not under /root), so that "
+        "each submission runs as an unprivileged user of its own; or, on a throw-away machine "
+        "that holds nothing else, pass "
+        f"{ACCEPT_RISK_FLAG} (grade(..., accept_risk=True))."
     )
 
 
@@ -213,7 +275,7 @@ def run_in_sandbox(job: Job, limits: Limits, isolation: Isolation,
         _run(run)
         return _read_back(run)
     finally:
-        _remove(run.root)
+        remove_tree(run.root)  # never raises: what it leaves never changes the grade
         _release_uid(run.uid)
 
 
@@ -231,7 +293,9 @@ class _Run:
     report: SandboxReport = field(default_factory=SandboxReport)
     skip_cells: set[int] = field(default_factory=set)
     done: set[str] = field(default_factory=set)  # functions finished (or given up)
+    measured: set[tuple[str, int]] = field(default_factory=set)  # inputs sent (once per run)
     deadline: float = 0.0
+    stopped: str = ""  # why the last attempt ended early, for functions never reached
 
     @property
     def lib(self) -> Path:
@@ -255,17 +319,22 @@ def _prepare(job: Job, limits: Limits, isolation: Isolation, reaper: Reaper) -> 
     return run
 
 
+def _inputs(case: Case, arrays: list[np.ndarray]) -> dict[str, Any]:
+    return {"args": [[arg, wire.encode(value, arrays)] for arg, value in case.args],
+            "kwargs": [[k, wire.encode(v, arrays)] for k, v in case.kwargs.items()]}
+
+
 def _job_frame(run: _Run) -> bytes:
+    """The job. A case whose memory is measured travels without its inputs: they are sent with
+    its "go", once the measurement has started (`_start_measuring`), so that the learner's code
+    cannot compute its answer beforehand, outside the measured window."""
     arrays: list[np.ndarray] = []
     functions = [
         {
             "name": name,
             "cases": [
-                {
-                    "args": [[arg, wire.encode(value, arrays)] for arg, value in case.args],
-                    "kwargs": [[k, wire.encode(v, arrays)] for k, v in case.kwargs.items()],
-                    "measure_memory": case.memory_limit is not None,
-                }
+                {"measure_memory": True} if case.memory_limit is not None
+                else {**_inputs(case, arrays), "measure_memory": False}
                 for case in cases
             ],
         }
@@ -308,20 +377,21 @@ class _Attempt:
         self.group: cgroups.Group | None = None
         self.go = -1  # a byte on it lets a measured case start
         self.baseline: int | None = None  # the group's memory when the measured case started
-        self.measured: set[tuple[str, int]] = set()
+        self.go_pending = memoryview(b"")  # the measured case's inputs, written as it reads
         self.reader = wire.FrameReader(_MAX_STREAM_BYTES)
         cases = sum(len(c) for c in run.job.functions.values())
         self.budget = 8 * (len(run.job.cells) + cases + len(run.job.functions)) + 64
 
     def execute(self) -> None:
         run = self.run
-        shutil.rmtree(run.work, ignore_errors=True)
+        remove_tree(run.work)  # what the last attempt left (however deep)
         run.work.mkdir(mode=0o700)
         if run.uid is not None:
             os.chown(run.work, run.uid, run.uid)
         self.group = group = _group(run.limits)
         results, results_writer = os.pipe()
         go_reader, self.go = os.pipe()
+        os.set_blocking(self.go, False)
         process = None
         try:
             process = run.reaper.start(lambda: subprocess.Popen(
@@ -362,7 +432,9 @@ class _Attempt:
         while True:
             writers = [stdin] if pending else []
             readable, writable, _ = select.select([results], writers, [], 0.02)
-            if writable:
+            if self.go_pending:
+                self.send_go()
+            if stdin in writable:
                 try:
                     pending = pending[os.write(stdin, pending[:65536]):]
                 except BlockingIOError:
@@ -388,6 +460,16 @@ class _Attempt:
                 self.ending = "step-timeout"
             if self.ending or (process.poll() is not None and not readable):
                 return
+
+    def send_go(self) -> None:
+        """Write what the runner can take now of the measured case's inputs."""
+        while self.go_pending:
+            try:
+                self.go_pending = self.go_pending[os.write(self.go, self.go_pending[:65536]):]
+            except BlockingIOError:
+                return
+            except OSError:
+                self.go_pending = memoryview(b"")
 
     def _drain(self, results: int) -> None:
         """Read what the ended sandbox left in the pipe (at most a few reads)."""
@@ -566,6 +648,8 @@ def _interrupted(run: _Run, attempt: _Attempt) -> bool:
         why, kind = f"ran out of memory (limit {run.limits.memory_mb} MB)", "memory"
     else:
         why, kind = f"ended the process ({ending})", "crashed"
+    run.stopped = why
+    _fail_unfinished_measured_cases(run)
     if step is None:
         run.report.events.append((kind, f"the notebook's process {why}"))
         return False
@@ -586,6 +670,18 @@ def _interrupted(run: _Run, attempt: _Attempt) -> bool:
     return True
 
 
+def _fail_unfinished_measured_cases(run: _Run) -> None:
+    """A measured case whose inputs were sent but whose result never came fails, and its
+    function is not called again: its inputs are sent once per run, so that no attempt can
+    prepare its answer for the next one (outside the measured window)."""
+    for name, index in sorted(run.measured):
+        if index not in run.report.outcomes.get(name, {}):
+            run.report.outcomes.setdefault(name, {})[index] = Outcome(error=ErrorInfo(
+                "ProcessEnded", "the notebook's process ended after this case's inputs were "
+                "sent and before its result"))
+            run.done.add(name)
+
+
 # -- 3. read back ------------------------------------------------------------------------------
 
 
@@ -603,7 +699,8 @@ def _absorb(attempt: _Attempt, event: dict[str, Any], arrays: list[np.ndarray]) 
             report.cells[index] = ("timeout", f"ran longer than {run.limits.cell_timeout:g} s "
                                    "and was stopped")
         elif error is not None:
-            report.cells[index] = _cell_error(error, run.limits.memory_mb)
+            report.cells[index] = _cell_error(error, run.limits.memory_mb,
+                                              last=index == _last_code_cell(run))
     elif kind == "call":
         name, index = _case(run, event)
         attempt.step, attempt.step_seen = {"e": "call", "f": name, "i": index}, time.monotonic()
@@ -638,21 +735,25 @@ def _absorb(attempt: _Attempt, event: dict[str, Any], arrays: list[np.ndarray]) 
 
 
 def _start_measuring(attempt: _Attempt, case: tuple[str, int]) -> None:
-    """Note what the submission holds now (the kernel's count), then let the case start.
-    Once per case: a forged early `call` only leaves the real one waiting (and timed out)."""
-    if case in attempt.measured:
+    """Note what the submission holds now (the kernel's count), then let the case start by
+    sending its inputs (the "go"; written as the runner reads, never blocking the grader).
+    Once per case and run: a forged early `call` only leaves the real one waiting (and timed
+    out), in this attempt and the next ones."""
+    run = attempt.run
+    if case in run.measured:
         return
-    attempt.measured.add(case)
+    run.measured.add(case)
     attempt.baseline = None
     if attempt.group is not None:
         try:
             attempt.baseline = attempt.group.start_measuring()
         except (OSError, ValueError):
             attempt.baseline = None
-    try:
-        os.write(attempt.go, b"g")
-    except OSError:
-        pass
+    name, index = case
+    arrays: list[np.ndarray] = []
+    inputs = _inputs(run.job.functions[name][index], arrays)
+    attempt.go_pending = memoryview(wire.frame(inputs, arrays))
+    attempt.send_go()
 
 
 def _measured_peak(attempt: _Attempt, reported: int | None) -> int | None:
@@ -694,11 +795,13 @@ def _read_back(run: _Run) -> SandboxReport:
     if report.unreadable:
         return SandboxReport(events=[("crashed", f"unreadable results ({report.unreadable})")],
                              unreadable=report.unreadable)
+    deadline = time.monotonic() >= run.deadline - 0.5
     for name in run.job.functions:
-        if name not in run.done:
+        if name not in run.done:  # the reason is the real one: the clock, or how it ended
             report.not_reached[name] = (
                 f"the time limit of {run.limits.timeout:g} s was reached before "
-                f"`{name}` could be called"
+                f"`{name}` could be called" if deadline or not run.stopped else
+                f"the notebook's process {run.stopped} before `{name}` could be called"
             )
     return report
 
@@ -752,11 +855,20 @@ _INTERNAL_PLACE = re.compile(r"\s*\((?:<[^>]*>|[^()]*\.py), line \d+\)$")
 file name, and a line number given again apart."""
 
 
-def _cell_error(error: tuple[str, str, str], memory_mb: int) -> tuple[str, str]:
+def _last_code_cell(run: _Run) -> int:
+    return max((index for index, source in run.job.cells if source.strip()), default=-1)
+
+
+def _cell_error(error: tuple[str, str, str], memory_mb: int,
+                last: bool = False) -> tuple[str, str]:
+    """(kind, text) of a cell's error; kind "note" is said in the feedback only: sys.exit(0)
+    (or sys.exit()) in the notebook's last code cell ends nothing that would have run."""
     kind, message, line = error
     message = _INTERNAL_PLACE.sub("", message[:200])
     if kind == "MemoryError":
         return "memory", f"ran out of memory (limit {memory_mb} MB)"
+    if kind == "SystemExit" and last and message in ("", "0", "None"):
+        return "note", f"called sys.exit({message}) at the end of the notebook (harmless here)"
     if kind in ("SystemExit", "ProcessExit"):
         call = "sys.exit" if kind == "SystemExit" else "os._exit"
         return "crashed", f"called {call}({message}); ignored, the next cells were run"
@@ -770,27 +882,6 @@ def _describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
-
-
-# -- 4. clean up -------------------------------------------------------------------------------
-
-
-def _remove(root: Path) -> None:
-    """Remove the run's folder whatever the submission left in it (FIFOs, links, folders it
-    made unreadable)."""
-
-    def allow(function: Any, path: str, info: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(path), stat.S_IRWXU)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, stat.S_IRWXU)
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-        except OSError:
-            pass
-
-    shutil.rmtree(root, onerror=allow)
 
 
 # -- what the sandbox can see ------------------------------------------------------------------
@@ -847,7 +938,8 @@ def _bwrap_view(unprivileged: bool = False) -> tuple[str, ...]:
     else:
         view = ["--unshare-all"]
     view += ["--tmpfs", "/tmp", "--die-with-parent", "--new-session",
-             "--dev", "/dev", "--proc", "/proc"]
+             "--dev", "/dev", "--proc", "/proc",
+             "--perms", "1777", "--tmpfs", "/dev/shm"]  # multiprocessing's locks live there
     for top in ("/bin", "/sbin", "/lib", "/lib64"):
         if os.path.islink(top):  # merged /usr: the usual links, to what is bound below
             view += ["--symlink", os.readlink(top), top]

@@ -3,7 +3,8 @@
 A value (a case's inputs, or what a learner's function returned) becomes a small JSON tree
 plus a list of numeric arrays (`encode`, `decode`). A message travels as one frame on a pipe:
 
-    4 bytes   n, the length of the header (big-endian, at most MAX_HEADER_BYTES)
+    4 bytes   n, the length of the header (big-endian, at most MAX_HEADER_BYTES; the job's:
+              MAX_JOB_HEADER_BYTES)
     n bytes   the header: a JSON object; its key "arrays" lists [dtype, shape] per array
     ...       the arrays' raw bytes, one after the other, exactly as many as the header says
 
@@ -31,12 +32,16 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Opaque", "WireError", "FrameReader", "encode", "decode", "frame", "send",
-           "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES", "MAX_STREAM_BYTES"]
+           "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES", "MAX_JOB_HEADER_BYTES", "MAX_STREAM_BYTES"]
 
 MAX_ARRAY_BYTES = 32 * 2**20
 """Larger arrays travel as their shape and dtype only (and fail the shape check)."""
 MAX_HEADER_BYTES = 2**20
-"""The JSON header of one frame."""
+"""The JSON header of one frame the sandbox sends (and of a measured case's inputs)."""
+MAX_JOB_HEADER_BYTES = 128 * 2**20
+"""The JSON header of the job the grader sends: the code cells of any notebook the grader
+accepts (collect.MAX_NOTEBOOK_BYTES, 20 MiB) fit, even if each of its bytes became a 6-byte
+escape such as \u0001 (tests/test_grading_limits.py checks that the two agree)."""
 MAX_STREAM_BYTES = 256 * 2**20
 """Everything one sandbox run may send back, headers and arrays together."""
 _MAX_ARRAYS = 4096  # in one frame (a job holds every case of its functions)
@@ -156,8 +161,9 @@ class FrameReader:
     `feed(chunk)` returns the messages completed by `chunk`; raises WireError on a malformed
     frame or when the stream exceeds `limit` bytes in all."""
 
-    def __init__(self, limit: int = MAX_STREAM_BYTES) -> None:
-        self.limit, self.received = limit, 0
+    def __init__(self, limit: int = MAX_STREAM_BYTES,
+                 header_limit: int = MAX_HEADER_BYTES) -> None:
+        self.limit, self.received, self.header_limit = limit, 0, header_limit
         self.buffer = bytearray()
         self.header: dict[str, Any] | None = None
         self.layout: list[tuple[np.dtype, tuple[int, ...], int]] = []
@@ -171,7 +177,7 @@ class FrameReader:
         messages = []
         while len(self.buffer) >= self.needed:
             if self.header is None and self.needed == 4:
-                self.needed = 4 + _header_length(bytes(self.buffer[:4]))
+                self.needed = 4 + _header_length(bytes(self.buffer[:4]), self.header_limit)
             elif self.header is None:
                 self.header, self.layout = _parse_header(bytes(self.buffer[4:self.needed]))
                 del self.buffer[:self.needed]
@@ -191,10 +197,10 @@ class FrameReader:
         return arrays
 
 
-def _header_length(prefix: bytes) -> int:
+def _header_length(prefix: bytes, limit: int) -> int:
     (length,) = struct.unpack(">I", prefix)
-    if length > MAX_HEADER_BYTES:
-        raise WireError(f"a header of {length} bytes (at most {MAX_HEADER_BYTES})")
+    if length > limit:
+        raise WireError(f"a header of {length} bytes (at most {limit})")
     return length
 
 
