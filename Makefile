@@ -1,4 +1,5 @@
-# Two commands do everything: `make lab` (set up, open the course) and `make test` (set up, run every test).
+# Two commands do everything: `make lab` (set up, open the course) and `make test` (set up, run every
+# test this machine can run; the others skip and say what they need).
 # The set-up is shared: .venv is (re)built when it is missing or when pyproject.toml changed.
 
 PYTHON ?= python3
@@ -34,9 +35,11 @@ lab: $(STAMP) $(LAB_SETTINGS)
 	@echo "Starting JupyterLab; open the URL it prints below (Ctrl-C twice to stop)."
 	$(PY) -m jupyter lab --ServerApp.root_dir=. --LabApp.news_url=None $(ROOT_FLAG) notebooks/00_welcome.ipynb
 
+# Tests that need what this set-up does not install (Chromium, the hub extra, bubblewrap...) skip;
+# -rfEs lists each failure, error and skip, with its reason (which names what to install; README).
 test: $(STAMP)
 	$(PY) -m ruff check course_lib tests benchmarks
-	$(PY) -m pytest
+	$(PY) -m pytest -rfEs
 
 # Re-execute every notebook in place (after changing a notebook or the code it uses), then commit the
 # outputs: the lessons, the instructor's solution notebooks, then the student notebooks released from them.

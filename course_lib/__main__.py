@@ -9,8 +9,8 @@
     setup-cells [PATH ...]  the set-up cell for hosted notebooks (Colab, Binder) at the top of each
     site [--out DIR]        the course as a static website (offline), lesson decks included
     slides [--out DIR]      one reveal.js slide deck per lesson
-    experiment longrange    lesson 06's trained RNN / GRU / attention comparison: a table and
-                            [--quick] [--seeds K] [--json PATH]
+    experiment longrange    lesson 06's trained RNN / GRU / attention comparison over seeds:
+                            tables [--task T] [--quick] [--seeds K] [--jobs N] [--json PATH]
 
 Each command is a function `_cmd_<name>(args) -> int` registered in `_parser()`; add new ones
 (for example `grade`) the same way.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,19 @@ def _cmd_execute(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from course_lib.grading import detect_isolation, grade, new_seed, skipped_submissions
+    from course_lib.grading import (
+        UncontainedError,
+        changed_originals,
+        detect_isolation,
+        grade,
+        lacking_updates,
+        new_seed,
+        skipped_submissions,
+    )
     from course_lib.grading.collect import resolve_exercise
     from course_lib.grading.console import ProgressBar, printable, summary_table
     from course_lib.grading.lms import read_roster, roster_duplicates
+    from course_lib.grading.sandbox import refusal
 
     if args.lms and not args.roster:
         print("error: --lms needs --roster (the learners' identities in the LMS)", file=sys.stderr)
@@ -63,6 +73,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     for problem in roster_duplicates(roster or []):  # before grading: fix the roster now
         print(f"roster: {problem}", file=sys.stderr)
     isolation = detect_isolation("none" if args.no_isolation else "auto")
+    if not isolation.contained and not args.accept_risk:
+        print(f"error: {refusal(isolation)}", file=sys.stderr)
+        return 2
     if not isolation.isolated:
         print(f"warning: {isolation.description}", file=sys.stderr)
     seed = new_seed() if args.seed is None else args.seed
@@ -73,9 +86,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             args.submissions, args.out, timeout=args.timeout, memory_mb=args.memory,
             jobs=args.jobs, exercise=exercise,
             isolation="none" if args.no_isolation else "auto", progress=ProgressBar(),
-            seed=seed,
+            seed=seed, accept_risk=args.accept_risk,
+            release=args.release if args.release.is_dir() else None,
         )
-    except FileNotFoundError as error:
+    except (FileNotFoundError, UncontainedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -89,6 +103,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(f"skipped {printable(name)}: exercise {other}, not {exercise} (not graded)")
     print(summary_table(graded, isolation.description))
     print(f"Gradebook: {args.out / 'gradebook.csv'} (and gradebook.json, feedback/)")
+    for name in changed_originals(args.out):
+        print(f"warning: {printable(name)} changed while the batch was graded (a submission "
+              "reached it: the risk accepted); its grade is of the file as it was before",
+              file=sys.stderr)
+    for name, cells in lacking_updates(args.out).items():
+        print(f"not up to date: {printable(name)} lacks {len(cells)} cell(s) of {args.release}/ "
+              f"(first: {printable(cells[0])}): a re-pull kept the learner's version")
     return _lms_export(args, roster) if roster else 0
 
 
@@ -194,14 +215,22 @@ def _cmd_slides(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    import dataclasses
     import json
 
     from course_lib import longrange
 
-    config = longrange.LongRangeConfig.quick() if args.quick else longrange.LongRangeConfig()
+    if args.quick:
+        if args.task != "both" and args.task != "marked":
+            print("error: --quick is the marked task's live run", file=sys.stderr)
+            return 2
+        configs = {"marked": longrange.LongRangeConfig.quick()}
+    else:
+        full = {"marked": longrange.LongRangeConfig(),
+                "steps_back": longrange.LongRangeConfig.steps_back()}
+        configs = {task: config for task, config in full.items()
+                   if args.task in ("both", task)}
     if args.seeds is not None:
-        config = dataclasses.replace(config, seeds=args.seeds)
+        configs = {task: replace(config, seeds=args.seeds) for task, config in configs.items()}
     live = sys.stderr.isatty()
 
     def progress(done: int, total: int, label: str) -> None:
@@ -210,14 +239,19 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         print(f"\r\x1b[2K{line}" if live else line, end="" if live else "\n",
               file=sys.stderr, flush=True)
 
-    result = longrange.long_range_experiment(config, progress)
-    if live:
-        print(file=sys.stderr)
-    print(longrange.format_table(result))
-    print(f"({result.seconds:.0f} s)")
+    results = {}
+    for task, config in configs.items():
+        results[task] = result = longrange.long_range_experiment(config, progress, args.jobs)
+        if live:
+            print(file=sys.stderr)
+        print(longrange.format_table(result))
+        print(f"({result.seconds:.0f} s)\n")
     if args.json:
+        command = "python -m course_lib " + " ".join(args.argv)
         try:
-            args.json.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(longrange.results_json(results, command), indent=1)
+                                 + "\n")
         except OSError as error:
             print(f"error: cannot write {args.json}: {error}", file=sys.stderr)
             return 1
@@ -287,7 +321,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="grade only this exercise (03, 3 or its name); notebooks of other "
                        "exercises are skipped: not graded, not in the gradebook or LMS file")
     grade.add_argument("--no-isolation", action="store_true",
-                       help="do not use bubblewrap even when it is available (limits only)")
+                       help="do not use bubblewrap even when it is available (as root, each "
+                       "submission still runs as a user of its own where it can; else the "
+                       "grader refuses)")
+    grade.add_argument("--i-accept-that-submissions-can-read-and-change-this-machine",
+                       dest="accept_risk", action="store_true",
+                       help="run the submissions even where nothing keeps one from the other "
+                       "learners' notebooks, the solutions and this machine (no bubblewrap, no "
+                       "user of its own): only on a throw-away machine that holds nothing else")
+    grade.add_argument("--release", type=Path, default=Path("exercises"), metavar="DIR",
+                       help="the released student notebooks: a submission that lacks some of "
+                       "their cells (an update the learner's re-pull did not bring) is listed "
+                       "(default: exercises/, when there is one)")
     grade.add_argument("--seed", type=int, metavar="N",
                        help="seed of the fresh cases graded besides the notebooks' own "
                        "(default: a new one, printed; the same seed gives the same gradebook)")
@@ -303,7 +348,9 @@ def _parser() -> argparse.ArgumentParser:
     hub_link = commands.add_parser(
         "hub-link", help="print the nbgitpuller link that puts the course on a JupyterHub",
         description="The link clones (or pulls again, keeping the learner's changes) the "
-        "repository into each learner's home on the hub and opens lesson 00 in JupyterLab.",
+        "repository into each learner's home on the hub and opens lesson 00 in JupyterLab. A "
+        "re-pull keeps the learner's version of a file both of you changed, and drops your "
+        "change to it; `grade --release exercises/` lists who lacks the released cells.",
     )
     hub_link.add_argument("--hub", required=True, metavar="URL",
                           help="the hub's address, e.g. https://hub.example.org")
@@ -368,25 +415,37 @@ def _parser() -> argparse.ArgumentParser:
 
     experiment = commands.add_parser(
         "experiment", help="run a lesson's experiment at full size (longrange: lesson 06)",
-        description="longrange: train a vanilla RNN, a GRU and one self-attention layer on the "
-        "marked-token task at growing distance (same loop, optimiser, batch and step budget; "
-        "learning rate tuned per model on a separate seed) and print accuracy, steps to 90% "
-        "and the gradient reaching the marked token. The default grid takes minutes.",
+        description="longrange: train a vanilla RNN, a GRU and one self-attention layer (and, on "
+        "the steps-back task, attention with positions) at growing distance (same loop, "
+        "optimiser, batch and step budget; learning rate tuned per model on a separate seed) "
+        "and print, over seeds, accuracy, steps to 90% and the far token's Jacobian before and "
+        "after training. Both tasks' full grids take many minutes (--jobs N trains N runs at a "
+        "time); "
+        "lesson 06 loads the shipped results of "
+        "`python -m course_lib experiment longrange --jobs 2 --json "
+        "course_lib/results/longrange_full.json`.",
     )
     experiment.add_argument("name", choices=("longrange",), help="the experiment")
+    experiment.add_argument("--task", choices=("marked", "steps_back", "both"), default="both",
+                            help="which task (default: both)")
     experiment.add_argument("--quick", action="store_true",
-                            help="exactly the grid lesson 06 runs (seconds)")
+                            help="exactly the live run lesson 06 trains (seconds)")
     experiment.add_argument("--seeds", type=_positive(int), metavar="K",
-                            help="training seeds per model and distance (default: 3; quick: 1)")
+                            help="training seeds per model and distance (default: 5; quick: 1)")
+    experiment.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                            help="runs trained at the same time, one process each (default: 1; "
+                            "the numbers do not depend on it)")
     experiment.add_argument("--json", type=Path, metavar="PATH",
-                            help="also write the results as JSON")
+                            help="also write the results, with how they were made, as JSON")
     experiment.set_defaults(run=_cmd_experiment)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     return int(args.run(args))
 
 

@@ -6,7 +6,10 @@ computation graph. Sequences have n tokens of width d (d_model = d_k = d_v = d_i
 
 And attention on several cores: `parallel_attention` computes exact attention as independent
 blocks of query rows on a pool of threads, and `time_workers` measures a computation against
-the number of workers it is given.
+the number of workers it is given. `time_training_steps` times one training step (forward and
+backward) of attention against backpropagation through time of an RNN of the same width, over
+lengths, with numpy's BLAS given one core or more; `attention_flops_per_token` and
+`rnn_flops_per_token` count what generating one more token costs each.
 
 The experiment code imports numpy, the math modules and threadpoolctl only (no plotting).
 """
@@ -20,14 +23,15 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from course_lib.attention import attention_weights
+from course_lib.attention import attention_weights, self_attention_backward
+from course_lib.rnn import rnn_backward, rnn_forward
 from course_lib.shapes import as_float_array, check_count, check_mask, float_dtype
 
 __all__ = [
@@ -35,12 +39,21 @@ __all__ = [
     "time_sweep",
     "time_workers",
     "WorkerTimings",
+    "TRAINING_MODELS",
+    "training_step",
+    "time_training_steps",
+    "TrainingStepTimings",
     "parallel_attention",
+    "rnn_steps_on_workers",
+    "TWO_IDLE_CORES",
+    "rnn_batch_on_workers",
     "peak_memory",
     "memory_sweep",
     "attention_flops",
     "rnn_flops",
     "flop_crossover",
+    "attention_flops_per_token",
+    "rnn_flops_per_token",
     "steps_on_lanes",
     "rnn_computation_graph",
     "attention_computation_graph",
@@ -117,6 +130,99 @@ def time_workers(
                 if round_:
                     seconds[name][round_ - 1, k] = time.perf_counter() - start
     return {name: WorkerTimings(workers, seconds[name]) for name in calls}
+
+
+TRAINING_MODELS = ("attention", "RNN")
+"""The two models `training_step` builds: one self-attention layer and one vanilla RNN."""
+
+
+def training_step(model: str, n: int, d: int, *, seed: int = 0) -> Callable[[], object]:
+    """The call that runs one training step of `model` on one sequence of n tokens of width d
+    (d_model = d_k = d_v = d_in = d_h = d), on inputs drawn here (not timed): float64, weights
+    scaled by 1/√d, and a random gradient of the loss with respect to the outputs.
+
+    - "attention": `self_attention_backward(X, W_Q, W_K, W_V, dO)`, which runs the forward
+      pass (Q, K, V, the n × n weights, O) and then the backward pass (dV, dÃ, dQ, dK, dX and
+      the three weight gradients): a few large matrix products, no loop over positions.
+    - "RNN": `rnn_backward(X, W_xh, W_hh, b_h, dH)`, which runs the forward pass (n steps, one
+      after the other) and then backpropagation through time (n steps back, one after the
+      other).
+
+    Both calls compute the forward pass themselves, so one call is one training step without
+    the optimiser's update (a few element-wise operations on the weights). Raises ValueError
+    for an unknown model or a size that is not a positive whole number.
+    """
+    n, d = check_count(n, "n"), check_count(d, "d")
+    rng = np.random.default_rng([seed, n, d])
+    X, dOut = rng.standard_normal((2, n, d))  # the tokens, and ∂L/∂O (or ∂L/∂H)
+    W_1, W_2, W_3 = rng.standard_normal((3, d, d)) / math.sqrt(d)
+    if model == "attention":
+        return lambda: self_attention_backward(X, W_1, W_2, W_3, dOut)
+    if model == "RNN":
+        b_h = np.zeros(d)
+        return lambda: rnn_backward(X, W_1, W_2, b_h, dOut)
+    raise ValueError(f"model must be one of {TRAINING_MODELS}; got {model!r}.")
+
+
+@dataclass(frozen=True)
+class TrainingStepTimings:
+    """Every timed training step: `seconds[model][i, r, k]` is `model`'s step at n = ns[i],
+    in round r, with BLAS on cores[k] threads (wall-clock seconds)."""
+
+    ns: tuple[int, ...]
+    cores: tuple[int, ...]
+    d: int
+    seconds: Mapping[str, np.ndarray]  # model -> (len(ns), rounds, len(cores))
+
+    def median(self, model: str) -> np.ndarray:
+        """The median time of `model`'s step for each n and number of cores, in seconds:
+        shape (len(ns), len(cores))."""
+        return np.median(self.seconds[model], axis=1)
+
+    def speedup(self, model: str) -> np.ndarray:
+        """The median over rounds of t(cores[0]) / t(cores[k]) for each n: shape
+        (len(ns), len(cores)); each ratio compares runs made one right after the other."""
+        times = self.seconds[model]
+        return np.median(times[:, :, :1] / times, axis=1)
+
+    def ratio(self, model: str = "attention", other: str = "RNN") -> np.ndarray:
+        """The median over rounds of t(model) / t(other), for each n and number of cores:
+        shape (len(ns), len(cores)); above 1, `model`'s step is the slower one."""
+        return np.median(self.seconds[model] / self.seconds[other], axis=1)
+
+
+def time_training_steps(
+    ns: Sequence[int], d: int, cores: Sequence[int] = (1, 2), repeat: int = 5, *, seed: int = 0
+) -> TrainingStepTimings:
+    """Time one `training_step` of each model in TRAINING_MODELS for each n in ns, with numpy's
+    BLAS library limited to each number of threads in `cores` (threadpoolctl), `repeat`
+    rounds after one warm-up round.
+
+    Within a round, for each n, the two models are timed with every number of cores one right
+    after the other, so the ratios (speed-up, attention against RNN) compare runs made under
+    the same conditions, and their median over rounds drops the rounds a burst of load from
+    other programs hit on one side only. The BLAS limit is set before the clock starts and
+    restored afterwards. What a second core can do here is what BLAS does with it: split the
+    large matrix products into pieces; numpy's element-wise operations (the softmax, tanh) stay
+    on one core, and so does the RNN's loop over steps.
+    """
+    ns = tuple(check_count(n, "n") for n in ns)
+    cores = tuple(check_count(c, "cores") for c in cores)
+    repeat = check_count(repeat, "repeat")
+    steps = {(model, n): training_step(model, n, d, seed=seed)
+             for model in TRAINING_MODELS for n in ns}
+    seconds = {model: np.zeros((len(ns), repeat, len(cores))) for model in TRAINING_MODELS}
+    for round_ in range(repeat + 1):  # round 0 is the warm-up: not recorded
+        for i, n in enumerate(ns):
+            for model in TRAINING_MODELS:
+                for k, c in enumerate(cores):
+                    with _blas().limit(limits=c, user_api="blas"):
+                        start = time.perf_counter()
+                        steps[model, n]()
+                        elapsed = time.perf_counter() - start
+                    if round_:
+                        seconds[model][i, round_ - 1, k] = elapsed
+    return TrainingStepTimings(ns, cores, check_count(d, "d"), seconds)
 
 
 def peak_memory(fn: Callable[[], object]) -> int:
@@ -211,6 +317,52 @@ def parallel_attention(
             for _ in pool.map(lambda block: attend(*block), blocks):  # re-raises a worker's error
                 pass
     return O.reshape(*batch, n_q, d_v)
+
+
+TWO_IDLE_CORES = {"attention, query rows": 1.5, "RNN, time steps": 1.1, "RNN, the batch": 1.2}
+"""What 2 idle cores give the computations of lesson 07 (d = 32; attention on one sequence of
+2048 tokens, the RNN over the 4096 steps of one sequence and over 256 sequences of 128 steps),
+as speed-ups over 1 worker: at least 1.5x for attention's query rows and 1.2x for the RNN's
+batch, at most 1.1x for the RNN's time steps. A promise about a quiet machine, checked by
+`benchmarks/parallel_speedup.py`; the lesson compares its live numbers with it."""
+
+
+def rnn_steps_on_workers(
+    X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray, workers: int
+) -> np.ndarray:
+    """The RNN's states H = rnn_forward(X, W_xh, W_hh, b_h) with the n steps of one sequence
+    cut into `workers` consecutive chunks, one per worker (thread).
+
+    The first step of a chunk needs the last state of the chunk before it: the line
+    `previous.result()` waits for it. So the chunks run one after another, on different
+    cores: the dependency h_t ← h_{t−1} is not cut, only moved from core to core.
+    Shapes as `rnn_forward`, X (n, d_in).
+    """
+    workers = check_count(workers, "workers")
+
+    def chunk(X_chunk: np.ndarray, previous: Future[np.ndarray] | None) -> np.ndarray:
+        h0 = None if previous is None else previous.result()[-1]  # waits for the previous worker
+        return rnn_forward(X_chunk, W_xh, W_hh, b_h, h0)
+
+    bounds = np.linspace(0, X.shape[-2], workers + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chunks: list[Future[np.ndarray]] = []
+        for c in range(workers):
+            previous = chunks[-1] if chunks else None
+            chunks.append(pool.submit(chunk, X[..., bounds[c]:bounds[c + 1], :], previous))
+        return np.concatenate([done.result() for done in chunks], axis=-2)
+
+
+def rnn_batch_on_workers(
+    X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray, workers: int
+) -> np.ndarray:
+    """The RNN's states H = rnn_forward(X, W_xh, W_hh, b_h) for a batch X (B, n, d_in), the B
+    sequences cut into `workers` groups, one per worker: they share no state, so no worker
+    waits for another. Each worker still runs its n steps one after another."""
+    workers = check_count(workers, "workers")
+    groups = np.array_split(X, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.concatenate(list(pool.map(lambda g: rnn_forward(g, W_xh, W_hh, b_h), groups)))
 
 
 def _attention_shapes(
@@ -315,6 +467,24 @@ def flop_crossover(d: int, n_max: int = 1 << 20) -> int:
         else:
             low = middle
     return high
+
+
+def attention_flops_per_token(context: int, d: int) -> int:
+    """FLOPs of one self-attention layer for one new token generated after `context` earlier
+    tokens whose keys and values are kept (a KV cache): 6 d² + 4 (context + 1) d.
+
+    The new token's q, k, v = x W_Q, x W_K, x W_V are 3 dot products of length d per output
+    column (6 d²); its scores q · k_j against the context + 1 keys (its own included) and its
+    output Σ_j α_j v_j are 2 (context + 1) d each. The second term grows with the context:
+    every new token looks at every earlier one.
+    """
+    return 6 * d**2 + 4 * (context + 1) * d
+
+
+def rnn_flops_per_token(d: int) -> int:
+    """FLOPs of an RNN for one new token: 4 d² (x_t W_xh and h_{t-1} W_hh), whatever the
+    context: everything before is summed up in h_{t-1}, a vector of width d."""
+    return 4 * d**2
 
 
 # --- sequential steps ----------------------------------------------------------------------

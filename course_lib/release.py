@@ -87,7 +87,10 @@ def student_notebook(master: NotebookNode) -> NotebookNode:
 
 
 def normalize(nb: NotebookNode) -> NotebookNode:
-    """Remove what changes from run to run (execution timestamps) so the bytes are stable."""
+    """Remove what changes from run to run or machine to machine (execution timestamps, the
+    kernel's Python version) so the bytes are stable: a release made with Python 3.12 on a
+    learner's laptop gives the notebook committed from 3.11."""
+    nb.metadata.get("language_info", {}).pop("version", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":

@@ -14,7 +14,8 @@ fragments or skipped comes from each lesson's cell metadata `slideshow.slide_typ
 Everything renders with no network: MathJax 3 (package `django-static-mathjax`) and reveal.js
 (package `sphinx-revealjs`) are copied from the environment into the build, and the templates
 load nothing else (no require.js, no widget manager, no CDN). The instructor's solutions
-(exercises/solutions/) are never published.
+(exercises/solutions/) are never published, nor are the cells tagged `maintainer-check` (the
+maintainers' checks) and the hosted set-up cell; the downloadable notebooks are the notebooks.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ TEMPLATES = Path(__file__).parent / "site_templates"
 SITE_TITLE = "Self-attention, from scratch"
 STATIC = "_static"
 REVEAL_THEME = "white"
+# A cell of `assert`s that checks a result for the maintainers (the course's convention; tests/
+# test_notebook_conventions.py): in the notebooks, never on the pages or in the decks.
+MAINTAINER_CHECK_TAG = "maintainer-check"
 # TeX in, SVG out (no web fonts), every TeX extension built in: it loads no other file.
 MATHJAX_FILE = "tex-svg-full.js"
 
@@ -209,9 +213,12 @@ def _export(exporter, notebook, name: str, course: dict) -> str:  # noqa: ANN001
     from course_lib.hosted import TAG as SETUP_TAG
 
     nb = notebook if not isinstance(notebook, Path) else nbformat.read(notebook, as_version=4)
-    # the set-up cell for hosted notebooks (course_lib.hosted) installs nothing on a web page
+    # Left out: the set-up cell for hosted notebooks (course_lib.hosted) installs nothing on a web
+    # page, and a maintainer check (collapsed in JupyterLab) is test code, not teaching.
+    left_out = {SETUP_TAG, MAINTAINER_CHECK_TAG}
     nb = nbformat.from_dict({**nb, "cells": [
-        cell for cell in nb.cells if SETUP_TAG not in cell.get("metadata", {}).get("tags", [])
+        cell for cell in nb.cells
+        if left_out.isdisjoint(cell.get("metadata", {}).get("tags", []))
     ]})
     resources = {"metadata": {"name": name}, "course": course}
     body, _ = exporter.from_notebook_node(nb, resources=resources)

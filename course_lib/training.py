@@ -53,6 +53,7 @@ __all__ = [
     "evaluate",
     "steps_to_accuracy",
     "row_saturation",
+    "per_sequence_grad_norms",
     "numerical_gradient",
     "relative_error",
     "gradient_check",
@@ -458,6 +459,25 @@ def row_saturation(weights: np.ndarray, threshold: float = 0.99) -> float:
     """
     weights = np.asarray(weights)
     return float(np.mean(weights.max(axis=-1) > threshold))
+
+
+def per_sequence_grad_norms(model: Model, tokens: np.ndarray,
+                            labels: np.ndarray) -> dict[str, np.ndarray]:
+    """‖∂L_b/∂θ‖ for each sequence b on its own: the gradient each sequence sends each parameter.
+
+    L_b is the loss of sequence b alone (a batch of one); for a model whose loss is the batch's
+    mean, as `AttentionClassifier`'s, the batch's gradient is the mean of these gradients.
+    Returns name -> norms of shape (B,), one per sequence, for every entry of `model.params`.
+    Costs one `loss_and_grads` call per sequence; changes nothing in the model's parameters.
+    """
+    tokens, labels = np.asarray(tokens), np.asarray(labels)
+    if tokens.shape[:1] != labels.shape:
+        raise ValueError(f"tokens {tokens.shape} and labels {labels.shape} must have one label "
+                         f"per sequence.")
+    per_sequence = [model.loss_and_grads(tokens[b:b + 1], labels[b:b + 1])[1]
+                    for b in range(len(labels))]
+    return {name: np.array([np.linalg.norm(grads[name]) for grads in per_sequence])
+            for name in model.params}
 
 
 # --- the gradient check --------------------------------------------------------------------

@@ -37,8 +37,11 @@ __all__ = [
     "accuracy_vs_distance",
     "gradient_vs_distance",
     "speedup_plot",
+    "training_step_plot",
     "training_curves",
     "saturation_histogram",
+    "seed_accuracy_curves",
+    "gradient_vs_saturation",
 ]
 
 
@@ -475,6 +478,37 @@ def speedup_plot(
     return _label(ax, title, xlabel, ylabel, legend_size=8)
 
 
+def training_step_plot(
+    ns: Sequence[int],
+    seconds: Mapping[str, np.ndarray],
+    cores: Sequence[int],
+    *,
+    title: str,
+    xlabel: str = "sequence length n",
+    ylabel: str = "seconds per training step",
+    ax: Axes | None = None,
+) -> Figure:
+    """The time of one training step against n on log-log axes: for each model (label ->
+    seconds of shape (len(ns), len(cores))), one line per number of cores, one colour per
+    model, solid for cores[0] and dashed, dotted ... for the next ones; the legend says
+    "model, c core(s)". Raises ValueError when a model's times do not have that shape.
+    """
+    ns_array = np.asarray(ns, dtype=float)
+    ax = _axes(ax, (5.5, 3.6))
+    styles = ["-", "--", ":", "-."]
+    for m, (label, times) in enumerate(seconds.items()):
+        times = np.asarray(times, dtype=float)
+        if times.shape != (len(ns_array), len(cores)):
+            raise ValueError(f"{label!r} has times of shape {times.shape}: give one per length "
+                             f"and number of cores, {(len(ns_array), len(cores))}.")
+        for k, c in enumerate(cores):
+            ax.plot(ns_array, times[:, k], styles[k % len(styles)], marker="o", markersize=4,
+                    color=f"C{m}", label=f"{label}, {c} core{'s' if c != 1 else ''}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    return _label(ax, title, xlabel, ylabel, legend_size=8)
+
+
 def training_curves(
     loss: Mapping[str, np.ndarray],
     eval_steps: np.ndarray,
@@ -546,6 +580,63 @@ def saturation_histogram(
                   legend_size=8)
 
 
+def seed_accuracy_curves(
+    eval_steps: np.ndarray,
+    accuracy: Mapping[str, np.ndarray],
+    *,
+    title: str = "",
+    target: float = 0.95,
+    ax: Axes | None = None,
+) -> Figure:
+    """The held-out accuracy of many runs: one thin line per seed and the median, per series.
+
+    accuracy: label -> array (seeds, len(eval_steps)), one row per run. The legend gives, per
+    series, how many runs reach `target` (dashed line) by the last evaluation step.
+    """
+    eval_steps = np.asarray(eval_steps, dtype=float)
+    ax = _axes(ax, (6.5, 3.6))
+    for k, (label, runs) in enumerate(accuracy.items()):
+        runs = np.asarray(runs, dtype=float)
+        if runs.ndim != 2 or runs.shape[1] != eval_steps.size:
+            raise ValueError(f"{label!r}: give one row per run and one column per evaluation "
+                             f"step ({eval_steps.size}); got shape {runs.shape}.")
+        color = f"C{k}"
+        for run in runs:
+            ax.plot(eval_steps, run, color=color, linewidth=0.7, alpha=0.35)
+        reached = int(np.sum(runs.max(axis=1) >= target))
+        ax.plot(eval_steps, np.median(runs, axis=0), color=color, linewidth=2.5,
+                label=f"{label}: median of {len(runs)} runs ({reached} reach {target:.0%})")
+    ax.axhline(target, color="gray", linestyle="--", linewidth=1)
+    ax.set_ylim(0, 1.02)
+    return _label(ax, title, "step", "held-out accuracy", legend_size=8)
+
+
+def gradient_vs_saturation(
+    row_max: Mapping[str, np.ndarray],
+    grad_norm: Mapping[str, np.ndarray],
+    *,
+    threshold: float = 0.99,
+    title: str = "",
+    ylabel: str = "gradient norm of one sequence",
+    ax: Axes | None = None,
+) -> Figure:
+    """Per sequence: the largest weight of its softmax row (x) against the gradient it sends (y).
+
+    row_max, grad_norm: label -> one value per sequence (the same keys, the same shapes). The y
+    axis is logarithmic (gradients span orders of magnitude); a dotted line marks `threshold`,
+    above which a row counts as saturated.
+    """
+    ax = _axes(ax, (6.5, 3.6))
+    for label, x in row_max.items():
+        x, y = np.asarray(x, dtype=float).ravel(), np.asarray(grad_norm[label], dtype=float).ravel()
+        if x.shape != y.shape:
+            raise ValueError(f"{label!r}: {x.size} rows but {y.size} gradient norms.")
+        ax.scatter(x, y, s=4, alpha=0.35, label=label)
+    ax.set_yscale("log")
+    ax.axvline(threshold, color="gray", linestyle=":", linewidth=1)
+    return _label(ax, title, r"largest weight of the row, $\max_j \alpha_{nj}$", ylabel,
+                  legend_size=8)
+
 def accuracy_vs_distance(
     distances: Sequence[int],
     accuracy: Mapping[str, np.ndarray],
@@ -601,22 +692,22 @@ def _legend_below(ax: Axes, ncol: int) -> None:
 def gradient_vs_distance(
     distances: Sequence[int],
     before: Mapping[str, np.ndarray],
-    during: Mapping[str, np.ndarray],
+    after: Mapping[str, np.ndarray],
     *,
-    title: str = "Gradient reaching the marked token",
-    ylabel: str = r"$\|\partial L / \partial x_{marked}\|$",
+    title: str = "How much the far token moves the state read out",
+    ylabel: str = r"$\|\partial r / \partial x_{far}\|$ (median over seeds)",
     ax: Axes | None = None,
 ) -> Figure:
-    """Per model, the gradient norm at the far token against the distance on log-log axes:
-    `before` training (solid) and `during` training (dashed, same colour). Models missing from
-    `during` get only the solid line. The legend sits below the axes."""
+    """Per model, a norm at the far token against the distance on log-log axes: `before`
+    training (solid) and `after` training (dashed, same colour). Models missing from `after`
+    get only the solid line. The legend sits below the axes."""
     ax = _axes(ax, (6.0, 4.4))
     x = np.asarray(distances, dtype=float)
     for label, y in before.items():
         (line,) = ax.plot(x, y, marker="o", markersize=4, label=f"{label}, before training")
-        if label in during:
-            ax.plot(x, during[label], marker="s", markersize=4, linestyle="--",
-                    color=line.get_color(), label=f"{label}, during training")
+        if label in after:
+            ax.plot(x, after[label], marker="s", markersize=4, linestyle="--",
+                    color=line.get_color(), label=f"{label}, after training")
     ax.set_yscale("log")
     _distance_axis(ax, distances)
     fig = _label(ax, title, "distance (tokens)", ylabel, legend_size=8)

@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -72,19 +73,21 @@ FUNCTION_CELLS = ("def scale_scores", "def softmax", "def attention_weights")
 
 
 def why_not_runnable() -> str | None:
-    reason = lab_ui.why_not_runnable()
-    if reason:
-        return reason
-    try:
-        import jupyterhub  # noqa: F401
-        import nbgitpuller  # noqa: F401
-    except ImportError:
-        return "the hub test needs the hub extra: .venv/bin/python -m pip install -e '.[dev,hub]'"
+    """None when the hub test can run here, else everything it lacks and how to install it."""
+    missing = []
+    if find_spec("jupyterhub") is None or find_spec("nbgitpuller") is None:
+        missing.append("the hub extra (.venv/bin/python -m pip install -e '.[dev,hub]')")
     if not shutil.which("configurable-http-proxy"):
-        return "the hub test needs configurable-http-proxy: npm install -g configurable-http-proxy"
+        missing.append("configurable-http-proxy (npm install -g configurable-http-proxy)")
     if not shutil.which("git"):
-        return "the hub test needs git"
-    return None
+        missing.append("git (apt-get install git)")
+    browser = lab_ui.why_not_runnable()
+    if browser:
+        missing.append(browser.replace("the browser test needs ", ""))
+    if not missing:
+        return None
+    return ("the hub test needs " + "; ".join(missing) + "; .ci/run installs them all "
+            "(alone: .venv/bin/python -m pytest -m hub tests/test_hub.py)")
 
 
 # --- the hub ------------------------------------------------------------------------------------

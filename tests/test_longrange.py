@@ -94,11 +94,11 @@ def test_attention_gradient_does_not_decay_with_distance() -> None:
 # --- trained models and the experiment -------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", lr.MODELS)
+@pytest.mark.parametrize("name", lr.STEPS_BACK_MODELS)
 def test_model_gradients_match_central_differences(name: str) -> None:
     from course_lib.training import MarkedTokenTask, gradient_check
 
-    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=1)
+    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=1, n=5, d_pos=4)
     tokens, labels = MarkedTokenTask(n=5, vocab_size=3, distance=3)(np.random.default_rng(0), 4)
     loss, grads, logits = model.loss_and_grads(tokens, labels)
     np.testing.assert_allclose(logits, model.logits(tokens))
@@ -115,26 +115,35 @@ def test_model_gradients_match_central_differences(name: str) -> None:
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("name", lr.MODELS)
-def test_input_gradient_dX_matches_central_differences(name: str) -> None:
-    # dX, the gradient that reaches each input row: what the experiment reads at the marked token
-    from course_lib.training import MarkedTokenTask, cross_entropy, encode_tokens
+def _readout(model, X: np.ndarray) -> np.ndarray:
+    """The state each model reads out (h_n or o_n), from its input rows X: an independent path."""
+    if isinstance(model, lr.RecurrentClassifier):
+        return model._forward(X, *(model.params[k] for k in model._names))[:, -1]
+    p = model.params
+    return self_attention(X, p["W_Q"], p["W_K"], p["W_V"])[0][:, -1]
 
-    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=2)
+
+def _inputs(model, tokens: np.ndarray) -> np.ndarray:
+    from course_lib.training import encode_tokens
+
+    if isinstance(model, lr.PositionalAttentionClassifier):
+        return model.encode(tokens)
+    return encode_tokens(tokens, model.vocab_size)
+
+
+@pytest.mark.parametrize("name", lr.STEPS_BACK_MODELS)
+def test_input_gradient_dX_matches_central_differences(name: str) -> None:
+    # dX, the gradient that reaches each input row
+    from course_lib.training import MarkedTokenTask, cross_entropy
+
+    model = lr.make_model(name, vocab_size=3, d_h=4, d_k=3, seed=2, n=4, d_pos=4)
     tokens, labels = MarkedTokenTask(n=4, vocab_size=3, distance=2)(np.random.default_rng(1), 2)
     model.loss_and_grads(tokens, labels)
-    X = encode_tokens(tokens, 3)
-    W_out = model.params["W_out"]
+    X = _inputs(model, tokens)
 
     def loss_at(X_new: np.ndarray) -> float:
-        if name == "attention":
-            from course_lib.attention import self_attention
-            p = model.params
-            O, _ = self_attention(X_new, p["W_Q"], p["W_K"], p["W_V"])
-            last = O[:, -1]
-        else:
-            last = model._forward(X_new, *(model.params[k] for k in model._names))[:, -1]
-        return cross_entropy(last @ W_out + model.params["b_out"], labels)[0]
+        logits = _readout(model, X_new) @ model.params["W_out"] + model.params["b_out"]
+        return cross_entropy(logits, labels)[0]
 
     eps, central = 1e-6, np.zeros_like(X)
     for index in np.ndindex(X.shape):
@@ -144,8 +153,92 @@ def test_input_gradient_dX_matches_central_differences(name: str) -> None:
     np.testing.assert_allclose(model.dX, central, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", lr.STEPS_BACK_MODELS)
+def test_far_token_jacobian_matches_central_differences(name: str) -> None:
+    model = lr.make_model(name, vocab_size=3, d_h=5, d_k=4, seed=3, n=6, d_pos=4)
+    tokens = lr.StepsBackTask(n=6, vocab_size=3, k=5)(np.random.default_rng(2), 3)[0]
+    position = 1
+    J = lr.far_token_jacobian(model, tokens, position)
+    d_r = model.params["W_out"].shape[0]
+    assert J.shape == (3, d_r, 4)  # the token's row: 3 words and the mark, not its position
+    X, eps = _inputs(model, tokens), 1e-6
+    for c in range(4):
+        step = np.zeros_like(X)
+        step[:, position, c] = eps
+        central = (_readout(model, X + step) - _readout(model, X - step)) / (2 * eps)
+        np.testing.assert_allclose(J[:, :, c], central, atol=1e-8)
+    norms = np.linalg.svd(J, compute_uv=False)[:, 0]
+    assert lr.far_token_sensitivity(model, tokens, position) == pytest.approx(np.median(norms))
+
+
+def test_far_token_jacobian_agrees_with_the_exact_formulas() -> None:
+    # the attention layer: attention_input_jacobian; the RNN: rnn_input_jacobians (token 1)
+    from course_lib.rnn import rnn_input_jacobians
+    from course_lib.training import encode_tokens
+
+    tokens = lr.StepsBackTask(n=7, vocab_size=4, k=6)(np.random.default_rng(4), 2)[0]
+    attention = lr.make_model("attention", 4, d_k=3, seed=5)
+    rnn = lr.make_model("rnn", 4, d_h=6, seed=5)
+    p, q = attention.params, rnn.params
+    for b in range(2):
+        X = encode_tokens(tokens[b], 4)
+        np.testing.assert_allclose(
+            lr.far_token_jacobian(attention, tokens, 0)[b],
+            lr.attention_input_jacobian(X, p["W_Q"], p["W_K"], p["W_V"], 6, 0), atol=1e-12)
+        np.testing.assert_allclose(lr.far_token_jacobian(rnn, tokens, 0)[b],
+                                   rnn_input_jacobians(X, q["W_xh"], q["W_hh"], q["b_h"])[-1],
+                                   atol=1e-12)
+
+
+def test_steps_back_task_names_the_token_k_steps_back() -> None:
+    tokens, labels = lr.StepsBackTask(n=6, vocab_size=5, k=4)(np.random.default_rng(0), 50)
+    assert tokens.shape == (50, 6) and tokens.dtype == np.int64 and tokens.max() < 5  # no marks
+    np.testing.assert_array_equal(labels, tokens[:, 1])  # position n − k = 2, row 1
+    with pytest.raises(ValueError, match="k must be"):
+        lr.StepsBackTask(n=4, k=4)
+    config = lr.LongRangeConfig.steps_back()
+    assert lr.make_task(config, 8) == lr.StepsBackTask(n=9, vocab_size=8, k=8)
+    assert config.models == (*lr.MODELS, lr.POSITIONS)
+
+
+def test_attention_needs_positions_to_find_a_token_by_its_place() -> None:
+    # swapping two tokens before the last leaves attention's readout unchanged without
+    # positions (so it cannot tell which is k steps back) and changes it with them
+    tokens = np.array([[0, 1, 2, 3, 1]])
+    swapped = np.array([[2, 1, 0, 3, 1]])
+    plain = lr.make_model("attention", 4, seed=0)
+    np.testing.assert_allclose(plain.logits(tokens), plain.logits(swapped))
+    positional = lr.make_model(lr.POSITIONS, 4, seed=0, n=5)
+    assert not np.allclose(positional.logits(tokens), positional.logits(swapped))
+    # the positions: sinusoidal, each row scaled to length 1, not learned
+    assert np.allclose(np.linalg.norm(positional.positions, axis=1), 1)
+    assert positional.encode(tokens).shape == (1, 5, 4 + 1 + 16)
+    with pytest.raises(ValueError, match="sequence length"):
+        lr.make_model(lr.POSITIONS, 4)
+
+
+def test_update_gates_and_units_holding() -> None:
+    from course_lib.rnn import gru_forward
+    from course_lib.training import encode_tokens
+
+    model = lr.make_model("gru", 3, d_h=4, seed=0)
+    tokens = lr.StepsBackTask(n=5, vocab_size=3, k=4)(np.random.default_rng(1), 2)[0]
+    z = lr.update_gates(model, tokens)
+    p, X = model.params, encode_tokens(tokens, 3)
+    h = gru_forward(X[:, :1], p["W_x"], p["W_h"], p["b_x"], p["b_h"])[:, 0]  # h_1
+    z_2 = lr.sigmoid(X[:, 1] @ p["W_x"][:, 4:8] + p["b_x"][4:8] + h @ p["W_h"][:, 4:8]
+                     + p["b_h"][4:8])  # gate order r, z, n
+    np.testing.assert_allclose(z[:, 1], z_2)
+    kept = np.prod(z[:, 1:], axis=1)
+    assert lr.units_holding(model, tokens, 0) == np.mean(kept > 0.5)
+    model.params["b_x"][4:8] = 50.0  # gates wide open: every unit keeps its value
+    assert lr.units_holding(model, tokens, 0) == 1.0
+    with pytest.raises(ValueError, match="GRU"):
+        lr.update_gates(lr.make_model("rnn", 3), tokens)
+
+
 def test_parameter_counts_by_hand() -> None:
-    V, d_h, d_k = 8, 32, 16
+    V, d_h, d_k, d_pos = 8, 32, 16, 16
     d_in = V + 1
     assert lr.parameter_count(lr.make_model("rnn", V, d_h=d_h)) == (
         d_in * d_h + d_h * d_h + d_h + d_h * V + V)
@@ -153,6 +246,8 @@ def test_parameter_counts_by_hand() -> None:
         3 * (d_in * d_h + d_h * d_h + 2 * d_h) + d_h * V + V)
     attention = lr.make_model("attention", V, d_k=d_k)
     assert lr.parameter_count(attention) == 3 * d_in * d_k + d_k * V + V
+    positional = lr.make_model(lr.POSITIONS, V, d_k=d_k, n=10, d_pos=d_pos)
+    assert lr.parameter_count(positional) == 3 * (d_in + d_pos) * d_k + d_k * V + V
 
 
 def test_recurrent_init_is_pytorchs_uniform() -> None:
@@ -163,42 +258,54 @@ def test_recurrent_init_is_pytorchs_uniform() -> None:
         lr.RecurrentClassifier("lstm", 8)
 
 
-def test_experiment_on_a_tiny_grid_gives_the_issue_json() -> None:
+TINY = {"distances": (1, 3), "seeds": 3, "steps": 40, "eval_every": 10, "eval_size": 32,
+        "test_size": 64, "probe_size": 8, "lr_grid": (1e-2, 3e-2), "tuning_distance": 1,
+        "vocab_size": 4, "d_h": 8, "d_k": 4, "d_pos": 4}
+
+
+def test_experiment_on_a_tiny_grid_round_trips_through_json(tmp_path) -> None:
     import json
 
-    config = lr.LongRangeConfig(distances=(1, 3), seeds=2, steps=40, eval_every=10,
-                                eval_size=32, test_size=64, lr_grid=(1e-2, 3e-2),
-                                tuning_distance=1, vocab_size=4, d_h=8, d_k=4)
+    config = lr.LongRangeConfig.steps_back(**TINY)
     calls = []
     result = lr.long_range_experiment(config, lambda *args: calls.append(args))
-    assert calls[-1][:2] == (3 * (2 + 2 * 2), 3 * (2 + 2 * 2))  # every run reported, tuning too
-    data = json.loads(json.dumps(result.to_json()))  # plain JSON: no numpy types left
-    assert data["distances"] == [1, 3] and data["seeds"] == 2 and data["steps"] == 40
-    assert set(data["models"]) == {"rnn", "gru", "attention"}
-    for name, entry in data["models"].items():
-        assert len(entry["accuracy"]) == 2 and len(entry["steps_to_90"]) == 2
-        assert all(s is None or isinstance(s, int) for s in entry["steps_to_90"])
-        assert entry["learning_rate"] in (1e-2, 3e-2)
-        np.testing.assert_allclose(entry["accuracy"], result.accuracy[name].mean(axis=0),
-                                   atol=1e-4)
-        assert all(lo <= m <= hi for lo, m, hi in zip(entry["accuracy_min"], entry["accuracy"],
-                                                       entry["accuracy_max"], strict=True))
-        assert all(g > 0 for g in entry["gradient_at_marked_token"])
-    table = lr.format_table(result)
-    assert "rnn:" in table and "attention:" in table and "steps to 90%" in table
+    runs = 4 * (2 + 2 * 3)  # four models: two tuning runs, then 2 distances x 3 seeds
+    assert [call[:2] for call in calls] == [(k, runs) for k in range(1, runs + 1)]
+    for name in config.models:
+        assert result.accuracy[name].shape == (3, 2) and result.learning_rate[name] in (1e-2, 3e-2)
+        assert (result.sensitivity_before[name] > 0).all()
+        assert (name in result.holding_before) == (name == "gru")
+    assert set(result.models) == {(n, d, s) for n in config.models for d in (1, 3)
+                                  for s in range(3)}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(lr.results_json({"steps_back": result}, "the command")))
+    back = lr.load_results(path)["steps_back"]
+    assert back.config == config and back.provenance["command"] == "the command"
+    for key in ("accuracy", "steps_to_target", "sensitivity_before", "sensitivity_after",
+                "holding_before", "holding_after"):
+        assert getattr(back, key).keys() == getattr(result, key).keys()
+        for name, values in getattr(result, key).items():
+            np.testing.assert_array_equal(getattr(back, key)[name], values)  # full precision
+    assert lr.format_table(back) == lr.format_table(result)
+    assert lr.disagreements(back, result) == []
 
 
-def test_steps_to_90_is_the_slowest_seed_or_none() -> None:
-    config = lr.LongRangeConfig(distances=(2, 4, 8), seeds=2)
-    steps = np.array([[25, -1, 50], [75, 100, -1]])
-    result = lr.LongRangeResult(config, {}, {}, {}, {"rnn": steps}, {}, {})
-    assert result.steps_to_90("rnn") == [75, None, None]
+def test_summaries_by_hand() -> None:
+    config = lr.LongRangeConfig(distances=(2, 4, 8), seeds=3, eval_every=10)
+    steps = np.array([[20, -1, 50], [40, 100, -1], [30, -1, -1]])
+    accuracy = np.array([[1.0, 0.5, 0.95], [0.99, 0.92, 0.2], [0.9, 0.1, 0.3]])
+    result = lr.LongRangeResult(config, {"rnn": 1}, {"rnn": 0.01}, {"rnn": accuracy},
+                                {"rnn": steps}, {}, {})
+    assert result.median_steps("rnn") == [30, None, None]  # not reached counts as the most
+    assert result.seeds_at_target("rnn").tolist() == [3, 1, 1]
+    np.testing.assert_allclose(result.median_accuracy("rnn"), [0.99, 0.5, 0.3])
+    np.testing.assert_allclose(result.accuracy_range("rnn"), [[0.9, 0.1, 0.2], [1.0, 0.92, 0.95]])
 
 
 def test_learning_rate_choice_ranks_accuracy_then_speed(monkeypatch) -> None:
-    runs = {1e-3: lr.RunResult(0.9, None, np.ones(1), np.zeros(1), np.zeros(1), 0.5),
-            1e-2: lr.RunResult(1.0, 200, np.ones(1), np.zeros(1), np.zeros(1), 0.2),
-            3e-2: lr.RunResult(1.0, 100, np.ones(1), np.zeros(1), np.zeros(1), 0.3)}
+    runs = {1e-3: lr.RunResult(0.9, None, np.zeros(1), np.zeros(1), 0.5),
+            1e-2: lr.RunResult(1.0, 200, np.zeros(1), np.zeros(1), 0.2),
+            3e-2: lr.RunResult(1.0, 100, np.zeros(1), np.zeros(1), 0.3)}
     seen = []
 
     def fake_run(name, distance, rate, seed, config):
@@ -210,34 +317,85 @@ def test_learning_rate_choice_ranks_accuracy_then_speed(monkeypatch) -> None:
     assert lr.choose_learning_rate("gru", config) == 3e-2  # same accuracy, fewer steps
     assert set(seen) == {(config.tuning_distance, config.lr_seed)}  # never a reported seed
     assert config.lr_seed >= config.seeds
-    fixed = lr.LongRangeConfig.quick()
-    assert lr.choose_learning_rate("rnn", fixed) == lr.QUICK_LEARNING_RATES["rnn"]
+    assert lr.choose_learning_rate("gru", config, runs) == 3e-2
 
 
-def test_default_grid_reaches_64_and_quick_is_a_subset() -> None:
-    full, quick = lr.LongRangeConfig(), lr.LongRangeConfig.quick()
-    assert max(full.distances) >= 64 and full.seeds >= 3
-    assert set(quick.distances) <= set(full.distances)
-    assert quick.steps <= full.steps and set(quick.lr_grid) == set(full.lr_grid)
-    assert set(lr.QUICK_LEARNING_RATES.values()) <= set(full.lr_grid)
+# --- the shipped results ------------------------------------------------------------------------
 
 
-def test_command_line_prints_the_table_and_writes_the_json(tmp_path, monkeypatch, capsys) -> None:
-    import json
+def test_shipped_results_are_the_commands_full_grids_with_their_provenance() -> None:
+    shipped = lr.load_results()
+    assert set(shipped) == {"marked", "steps_back"}
+    # made with the command's current settings: a change of a default needs new shipped data
+    assert shipped["marked"].config == lr.LongRangeConfig()
+    assert shipped["steps_back"].config == lr.LongRangeConfig.steps_back()
+    for result in shipped.values():
+        c = result.config
+        assert c.seeds >= 5 and max(c.distances) >= 64 and c.learning_rates is None
+        p = result.provenance
+        assert p["command"].startswith("python -m course_lib experiment longrange")
+        assert {"date", "python", "numpy", "blas", "machine", "seconds"} <= set(p)
+        assert all("architecture" in library for library in p["blas"])
+        for name in c.models:
+            assert result.accuracy[name].shape == (c.seeds, len(c.distances))
+            assert set(np.unique(result.steps_to_target[name])) <= {-1, *range(0, c.steps + 1,
+                                                                             c.eval_every)}
+            assert result.learning_rate[name] in c.lr_grid
+    # the quick run (lesson 06's live run) uses the learning rates the full grid's tuning chose
+    assert dict(lr.LongRangeConfig.quick().learning_rates) == shipped["marked"].learning_rate
 
+
+@pytest.mark.parametrize("task, models", [("marked", lr.MODELS),
+                                          ("steps_back", ("attention", lr.POSITIONS))])
+def test_shipped_results_agree_with_a_fresh_run_of_a_small_grid(task, models) -> None:
+    # What "agree" means is `disagreements`' docstring: untrained numbers to 1e-6 (rounding
+    # across BLAS kernels is ~1e-15), trained ones only where they are settled (every shipped
+    # seed reached 90% within 100 steps), within 0.02 accuracy and one held-out check.
+    from dataclasses import replace
+
+    shipped = lr.load_results()[task]
+    config = replace(shipped.config, models=models, distances=(2, 4), seeds=1,
+                     learning_rates=tuple(shipped.learning_rate.items()))
+    fresh = lr.long_range_experiment(config)
+    settled = [(name, d) for name in models for k, d in enumerate(config.distances)
+               if 0 <= shipped.steps_to_target[name][:, k].min()
+               and shipped.steps_to_target[name][:, k].max() <= 100]
+    assert settled, "nothing trained is compared: the test would only check untrained numbers"
+    assert lr.disagreements(shipped, fresh) == []
+    # and it can fail: a shipped number nudged beyond each tolerance is caught
+    name, d = settled[0]
+    for key, change in [("sensitivity_before", lambda a: a * (1 + 1e-5)),
+                        ("accuracy", lambda a: a - 0.05),
+                        ("steps_to_target", lambda a: a + 2 * config.eval_every)]:
+        tampered = replace(shipped, **{key: {**getattr(shipped, key)}})
+        values = getattr(tampered, key)[name] = getattr(shipped, key)[name].copy()
+        values[0, shipped.config.distances.index(d)] = change(
+            values[0, shipped.config.distances.index(d)])
+        assert lr.disagreements(tampered, fresh), key
+
+
+def test_command_line_prints_the_tables_and_writes_the_json(tmp_path, monkeypatch,
+                                                            capsys) -> None:
     from course_lib.__main__ import main
 
-    tiny = lr.LongRangeConfig(distances=(1, 2), seeds=1, steps=20, eval_every=10, eval_size=16,
-                              test_size=32, vocab_size=3, d_h=4, d_k=3,
-                              learning_rates=(("rnn", 1e-2), ("gru", 1e-2), ("attention", 1e-2)))
-    monkeypatch.setattr(lr.LongRangeConfig, "quick", classmethod(lambda cls: tiny))
-    path = tmp_path / "longrange.json"
-    assert main(["experiment", "longrange", "--quick", "--seeds", "2", "--json", str(path)]) == 0
+    rates = (("rnn", 1e-2), ("gru", 1e-2), ("attention", 1e-2), (lr.POSITIONS, 1e-2))
+    tiny = {**TINY, "seeds": 1, "distances": (1, 2), "learning_rates": rates}
+    real = lr.LongRangeConfig
+
+    class Tiny(real):
+        def __new__(cls, *args, **kwargs):
+            return real(*args, **{**tiny, **kwargs})
+
+    monkeypatch.setattr(lr, "LongRangeConfig", Tiny)
+    path = tmp_path / "out" / "longrange.json"
+    assert main(["experiment", "longrange", "--seeds", "2", "--json", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert "2 seed(s), 20 Adam steps" in out and "steps to 90%" in out and str(path) in out
-    assert "training" in err and "12/12" in err  # the progress: 3 models x 2 distances x 2 seeds
-    data = json.loads(path.read_text())
-    assert data["seeds"] == 2 and data["steps"] == 20 and data["distances"] == [1, 2]
-    assert set(data["models"]) == {"rnn", "gru", "attention"}
+    assert "2 seed(s) (0-1), 40 Adam steps" in out and "steps to 90%" in out and str(path) in out
+    assert "task 'marked'" in out and "task 'steps_back'" in out
+    assert "training" in err and "12/12" in err and "16/16" in err  # models x distances x seeds
+    results = lr.load_results(path)
+    assert set(results) == {"marked", "steps_back"} and results["marked"].config.seeds == 2
+    assert results["marked"].provenance["command"] == (
+        f"python -m course_lib experiment longrange --seeds 2 --json {path}")
     with pytest.raises(SystemExit):
         main(["experiment", "longrange", "--seeds", "0"])

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+pytestmark = pytest.mark.skipif(shutil.which("make") is None,
+                                reason="make is not installed (apt-get install make)")
 
 
 def dry_run(*targets: str) -> str:
@@ -31,11 +32,13 @@ def test_test_runs_ruff_then_pytest() -> None:
     lines = [line for line in dry_run("test").splitlines() if ".venv/bin/python -m" in line]
     assert lines[-2:] == [
         ".venv/bin/python -m ruff check course_lib tests benchmarks",
-        ".venv/bin/python -m pytest",
+        ".venv/bin/python -m pytest -rfEs",  # -rfEs: failures, errors, and skips with reasons
     ]
 
 
-@pytest.mark.skipif(not (ROOT / ".venv" / ".installed").exists(), reason="no make-built .venv")
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed").exists(),
+                    reason=".venv was not built by make (pip install by hand): run `make setup` "
+                    "once, or run the suite with `make test`")
 def test_a_second_run_does_not_reinstall() -> None:
     assert "pip install" not in dry_run("test")
     # and a changed pyproject.toml would: make compares the two files' times

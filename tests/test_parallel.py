@@ -3,6 +3,7 @@ parallel_attention against full attention."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -15,6 +16,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from course_lib import parallel as par
 from course_lib.attention import attention_weights, causal_mask, project_qkv, self_attention
+from course_lib.rnn import rnn_forward
 
 
 def test_median_time_takes_the_median_after_a_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,3 +319,94 @@ def test_steps_on_lanes_by_hand() -> None:
     assert attention / par.steps_on_lanes(attention, 2, 10**4) == pytest.approx(10**4, rel=1e-4)
     with pytest.raises(ValueError, match="lanes must be a positive whole number"):
         par.steps_on_lanes(12, 3, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the RNN on workers: by time steps (each chunk waits for the last one) and by sequences
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+def test_rnn_on_workers_gives_the_states_of_rnn_forward(workers: int) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 13, 4))
+    W_xh, W_hh = rng.standard_normal((4, 6)), rng.standard_normal((6, 6)) / 3
+    b_h = rng.standard_normal(6)
+    np.testing.assert_allclose(par.rnn_steps_on_workers(X[0], W_xh, W_hh, b_h, workers),
+                               rnn_forward(X[0], W_xh, W_hh, b_h), rtol=1e-12)
+    np.testing.assert_allclose(par.rnn_batch_on_workers(X, W_xh, W_hh, b_h, workers),
+                               rnn_forward(X, W_xh, W_hh, b_h), rtol=1e-12)
+
+
+def test_rnn_steps_on_workers_hands_each_chunk_the_previous_last_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts = []
+    real = par.rnn_forward
+
+    def spy(X, W_xh, W_hh, b_h, h0=None):
+        starts.append(None if h0 is None else h0.copy())
+        return real(X, W_xh, W_hh, b_h, h0)
+
+    monkeypatch.setattr(par, "rnn_forward", spy)
+    X, W = np.ones((6, 2)), np.eye(2) / 2
+    H = par.rnn_steps_on_workers(X, W, W, np.zeros(2), 3)
+    assert starts[0] is None
+    np.testing.assert_array_equal(starts[1], H[1])  # chunk 2 starts from h_2, chunk 3 from h_4
+    np.testing.assert_array_equal(starts[2], H[3])
+
+
+# ---------------------------------------------------------------------------------------------
+# training steps: attention's backward against BPTT, with BLAS on 1 or more cores
+# ---------------------------------------------------------------------------------------------
+def test_training_step_runs_forward_and_backward_of_each_model() -> None:
+    dX, *dW = par.training_step("attention", 8, 4)()
+    assert dX.shape == (8, 4) and [w.shape for w in dW] == [(4, 4)] * 3
+    dX, dW_xh, dW_hh, db_h, dh0 = par.training_step("RNN", 8, 4)()
+    assert dX.shape == (8, 4) and dW_xh.shape == dW_hh.shape == (4, 4) and db_h.shape == (4,)
+    # the same inputs every time: a step is a fixed piece of work
+    np.testing.assert_array_equal(par.training_step("RNN", 8, 4)()[0], dX)
+    with pytest.raises(ValueError, match="model must be one of"):
+        par.training_step("GRU", 8, 4)
+
+
+def test_time_training_steps_times_every_model_length_and_core_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = []
+
+    class Controller:  # records the BLAS limit each timed step runs under
+        def limit(self, limits: int, user_api: str) -> contextlib.AbstractContextManager:
+            assert user_api == "blas"
+            limits_seen.append(limits)
+            return contextlib.nullcontext()
+
+    limits_seen = limits
+    monkeypatch.setattr(par, "_blas", lambda: Controller())
+    clock = iter(float(t) for t in range(1000))  # every step takes 1 s
+    monkeypatch.setattr(par.time, "perf_counter", lambda: next(clock))
+    times = par.time_training_steps([8, 16], d=4, cores=(1, 2), repeat=2)
+    assert times.ns == (8, 16) and times.cores == (1, 2) and times.d == 4
+    assert set(times.seconds) == set(par.TRAINING_MODELS)
+    assert times.seconds["attention"].shape == (2, 2, 2)  # (ns, rounds, cores)
+    # warm-up + 2 rounds, each: for each n, each model, the cores one right after the other
+    assert limits == [1, 2] * (3 * 2 * 2)
+    np.testing.assert_array_equal(times.median("RNN"), np.ones((2, 2)))
+
+
+def test_training_step_timings_take_medians_of_each_rounds_ratio() -> None:
+    attention = np.array([[[4.0, 2.0], [8.0, 4.0], [4.0, 2.0]]])  # one n, 3 rounds, 2 cores
+    rnn = np.array([[[1.0, 1.0], [2.0, 2.0], [1.0, 4.0]]])  # round 3: load on the 2-core run
+    times = par.TrainingStepTimings((64,), (1, 2), 8, {"attention": attention, "RNN": rnn})
+    np.testing.assert_array_equal(times.median("attention"), [[4.0, 2.0]])
+    np.testing.assert_array_equal(times.speedup("attention"), [[1.0, 2.0]])
+    np.testing.assert_array_equal(times.speedup("RNN"), [[1.0, 1.0]])
+    np.testing.assert_array_equal(times.ratio(), [[4.0, 2.0]])  # attention / RNN, per round
+
+
+def test_flops_per_generated_token() -> None:
+    d = 32
+    # the new token's q, k, v (6 d²), then its scores and output over context + 1 positions
+    assert par.attention_flops_per_token(0, d) == 6 * d**2 + 4 * d
+    assert par.attention_flops_per_token(999, d) == 6 * d**2 + 4 * 1000 * d
+    assert par.rnn_flops_per_token(d) == 4 * d**2  # whatever the context
+    growth = [par.attention_flops_per_token(t, d) for t in (10, 100, 1000)]
+    assert growth[0] < growth[1] < growth[2]

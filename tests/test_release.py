@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from course_lib.release import (
     BEGIN_SOLUTION,
     END_SOLUTION,
     masters,
+    normalize,
     release,
     strip_solutions,
     student_notebook,
@@ -178,6 +180,15 @@ def test_release_regenerates_a_notebook_byte_for_byte(tmp_path):
     shutil.copy(master, tmp_path / "solutions" / master.name)
     [written] = release(tmp_path, [master.stem[:2]])
     assert written.read_bytes() == (EXERCISES / master.name).read_bytes()
+
+
+def test_the_kernels_python_version_is_not_recorded():
+    """The same release on another Python (3.11.2, 3.12, ...) gives the same bytes."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+    assert normalize(nb).metadata["language_info"] == {"name": "python"}
+    for path in [*EXERCISES.glob("*.ipynb"), *(EXERCISES / "solutions").glob("*.ipynb")]:
+        assert "version" not in json.loads(path.read_text())["metadata"].get("language_info", {})
 
 
 def test_cli_release_without_execution(tmp_path, capsys):

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import nbformat
 import pytest
 
 from course_lib.__main__ import main
@@ -131,6 +133,43 @@ def test_the_hosted_set_up_cell_is_in_the_notebooks_but_not_on_the_pages(site: P
         page = site / notebook.parent.name / f"{notebook.stem}.html"
         assert marker not in page.read_text(encoding="utf-8"), page
         assert (site / notebook.parent.name / notebook.name).read_bytes() == notebook.read_bytes()
+
+
+MAINTAINER_CHECK = "# Maintainer check:"  # the first line of every maintainer-check cell
+
+
+def test_no_maintainer_check_is_on_a_page_or_in_a_deck(site: Path) -> None:
+    for path in html_files(site):
+        assert "Maintainer check:" not in path.read_text(encoding="utf-8"), path
+
+
+def test_a_maintainer_check_is_left_out_of_the_page_and_the_deck(tmp_path: Path) -> None:
+    """On a lesson that surely has one: the page and the deck leave the cell out, the
+    downloadable notebook keeps it, and the cells around it are still there."""
+    root = tmp_path / "course"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copyfile(ROOT / "README.md", root / "README.md")
+    lesson = nbformat.read(LESSONS[1], as_version=4)
+    checked = next(i for i, cell in enumerate(lesson.cells) if cell.cell_type == "code"
+                   and "maintainer-check" not in cell.metadata.get("tags", []) and i > 1)
+    check = nbformat.v4.new_code_cell(
+        f"{MAINTAINER_CHECK} the cell above ran\nassert 'sentinel-7a1f'",
+        metadata={"tags": ["maintainer-check"], "jupyter": {"source_hidden": True},
+                  "slideshow": {"slide_type": "skip"}},
+    )
+    lesson.cells.insert(checked + 1, check)
+    nbformat.write(lesson, root / "notebooks" / LESSONS[1].name)
+    out = tmp_path / "site"
+    assert main(["site", "--root", str(root), "--out", str(out)]) == 0
+    page = out / "notebooks" / f"{LESSONS[1].stem}.html"
+    deck = out / "slides" / f"{LESSONS[1].stem}.slides.html"
+    for built in (page, deck):
+        assert "sentinel-7a1f" not in built.read_text(encoding="utf-8"), built
+    assert "sentinel-7a1f" in (out / "notebooks" / LESSONS[1].name).read_text(encoding="utf-8")
+    # every other code cell is on the page (the hosted set-up cell is left out too)
+    shown = [cell for cell in lesson.cells if cell.cell_type == "code" and not
+             {"maintainer-check", "course-setup"} & set(cell.metadata.get("tags", []))]
+    assert page.read_text(encoding="utf-8").count('class="jp-Cell jp-CodeCell') == len(shown)
 
 
 def test_every_relative_link_and_resource_resolves(site: Path) -> None:

@@ -1,7 +1,8 @@
 """course_lib.training: the task, the model's gradients, the optimisers, the loop, the check.
 
-The last tests re-run lesson 05's training from its fixed seeds and assert what the lesson
-claims (steps to 95% accuracy; the effect of √d_k at d_k = 64).
+The last tests re-run lesson 05's training and assert what the lesson claims: its one-sample
+run (steps to 95% accuracy), and the effect of √d_k at d_k = 64 on seeds the lesson does not
+show (20-29), with the lesson's margins.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from course_lib.training import (
     evaluate,
     gradient_check,
     marked_token_task,
+    per_sequence_grad_norms,
     relative_error,
     row_saturation,
     steps_to_accuracy,
@@ -118,6 +120,22 @@ def test_row_saturation() -> None:
     assert row_saturation(np.array([[0.995, 0.005], [0.5, 0.5]])) == 0.5
 
 
+def test_per_sequence_grad_norms_are_the_norms_of_each_sequence_alone() -> None:
+    task = MarkedTokenTask(n=5, vocab_size=4)
+    model = AttentionClassifier(4, d_k=4, d_v=3, seed=2)
+    tokens, labels = task(np.random.default_rng(0), 6)
+    before = {name: p.copy() for name, p in model.params.items()}
+    norms = per_sequence_grad_norms(model, tokens, labels)
+    assert set(norms) == set(model.params) and all(v.shape == (6,) for v in norms.values())
+    _, grads, _ = model.loss_and_grads(tokens[3:4], labels[3:4])
+    for name, g in grads.items():
+        assert norms[name][3] == pytest.approx(np.linalg.norm(g))
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(p, before[name])  # the parameters are untouched
+    with pytest.raises(ValueError, match="one label per sequence"):
+        per_sequence_grad_norms(model, tokens, labels[:2])
+
+
 def test_train_is_deterministic_and_records_what_it_promises() -> None:
     task = MarkedTokenTask(n=5, vocab_size=4)
     runs = [train(AttentionClassifier(4, d_k=4, d_v=4, seed=0), task, steps=20, lr=0.01,
@@ -148,16 +166,31 @@ def test_lesson_training_reaches_full_accuracy() -> None:
     assert evaluate(model, tokens, labels)[1] >= 0.99
 
 
-def test_lesson_scaling_at_large_d_k() -> None:
-    """Lesson 05 at d_k = 64, seeds 0-2: with √d_k every run learns; without, the softmax
-    starts saturated and most runs are stuck below 95% after 200 steps."""
+def test_lesson_scaling_at_large_d_k_over_other_seeds() -> None:
+    """Lesson 05 at d_k = 64, on seeds 20-29 (the lesson shows 0-19), with its margins: with √d_k
+    at least 8 of 10 runs reach 95% in 200 steps, without it at most 5 (measured: 10 and 1); no
+    scaled row starts saturated, every unscaled run starts with 10-50% of rows saturated."""
+    probe = LESSON_TASK(np.random.default_rng(9), 256)[0]
     reached = {True: 0, False: 0}
     for scaled in (True, False):
-        for seed in range(3):
+        for seed in range(20, 30):
             model = AttentionClassifier(8, d_k=64, d_v=16, scaled=scaled, seed=seed)
-            saturation = row_saturation(model.snapshot(LESSON_TASK(np.random.default_rng(9),
-                                                                   256)[0]))
-            assert (saturation == 0) if scaled else (saturation > 0.1)
+            saturation = row_saturation(model.snapshot(probe))
+            assert (saturation == 0) if scaled else (0.1 < saturation < 0.5)
             history = train(model, LESSON_TASK, steps=200, lr=0.01, batch_size=32, seed=seed)
             reached[scaled] += steps_to_accuracy(history, 0.95) is not None
-    assert reached[True] == 3 and reached[False] <= 1
+    assert reached[True] >= 8 and reached[False] <= 5
+
+
+def test_lesson_saturated_rows_pass_little_gradient_to_the_scores() -> None:
+    """Lesson 05: at step 0 without √d_k, the sequences whose last row is saturated send W_Q a
+    median gradient at least 5 times smaller than the others (measured: 9 to 2,000 times over
+    50 seeds), while W_V gets no less from them. Seeds 20-24."""
+    tokens, labels = LESSON_TASK(np.random.default_rng(9), 256)
+    for seed in range(20, 25):
+        model = AttentionClassifier(8, d_k=64, d_v=16, scaled=False, seed=seed)
+        saturated = model.snapshot(tokens)[:, -1].max(axis=-1) > 0.99
+        norms = per_sequence_grad_norms(model, tokens, labels)
+        assert 0 < saturated.sum() < len(labels)
+        assert np.median(norms["W_Q"][~saturated]) > 5 * np.median(norms["W_Q"][saturated])
+        assert np.median(norms["W_V"][saturated]) > 0.8 * np.median(norms["W_V"][~saturated])

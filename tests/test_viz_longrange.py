@@ -30,19 +30,19 @@ def test_accuracy_vs_distance_draws_the_data_and_a_reference_chance_line() -> No
     assert len(ax.collections) == 1  # one band: the spread given for "rnn"
 
 
-def test_gradient_vs_distance_pairs_before_and_during_in_one_colour() -> None:
+def test_gradient_vs_distance_pairs_before_and_after_in_one_colour() -> None:
     distances = [2, 8, 32]
     before = {"rnn": np.array([1e-1, 1e-3, 1e-8]), "attention": np.array([1.5, 0.6, 0.2])}
-    during = {"rnn": np.array([1e-2, 2e-2, 3e-6])}
-    ax = viz.gradient_vs_distance(distances, before, during).axes[0]
+    after = {"rnn": np.array([1e-2, 2e-2, 3e-6])}
+    ax = viz.gradient_vs_distance(distances, before, after).axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {"rnn, before training", "rnn, during training",
+    assert set(lines) == {"rnn, before training", "rnn, after training",
                           "attention, before training"}
-    np.testing.assert_array_equal(lines["rnn, during training"].get_ydata(), during["rnn"])
+    np.testing.assert_array_equal(lines["rnn, after training"].get_ydata(), after["rnn"])
     np.testing.assert_array_equal(lines["attention, before training"].get_ydata(),
                                   before["attention"])
-    assert lines["rnn, before training"].get_color() == lines["rnn, during training"].get_color()
-    assert lines["rnn, during training"].get_linestyle() == "--"
+    assert lines["rnn, before training"].get_color() == lines["rnn, after training"].get_color()
+    assert lines["rnn, after training"].get_linestyle() == "--"
     assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
     legend = ax.get_legend()
     assert legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted()).y1 < 0

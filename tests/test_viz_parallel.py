@@ -53,3 +53,27 @@ def test_speedup_plot_draws_into_given_axes() -> None:
     left, right = fig.subplots(1, 2)
     assert viz.speedup_plot(WORKERS, SPEEDUPS, title="t", ax=right) is fig
     assert len(right.get_lines()) == 3 and not left.get_lines()
+
+
+# ---------------------------------------------------------------------------------------------
+# training_step_plot: one line per model and number of cores
+def test_training_step_plot_draws_one_line_per_model_and_core_count() -> None:
+    ns, cores = [64, 256, 1024], [1, 2]
+    seconds = {"attention": np.array([[1e-4, 9e-5], [2e-3, 1e-3], [4e-2, 2e-2]]),
+               "RNN": np.array([[1e-3, 1e-3], [4e-3, 4e-3], [1.6e-2, 1.7e-2]])}
+    ax = viz.training_step_plot(ns, seconds, cores, title="Training step").axes[0]
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == [
+        "attention, 1 core", "attention, 2 cores", "RNN, 1 core", "RNN, 2 cores"]
+    for line, (times, k) in zip(lines, [(t, k) for t in seconds.values() for k in range(2)],
+                                strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), ns)
+        np.testing.assert_array_equal(line.get_ydata(), times[:, k])
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-", "--"]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_title() == "Training step"
+
+
+def test_training_step_plot_refuses_times_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match="one per length and number of cores"):
+        viz.training_step_plot([64, 128], {"RNN": np.ones((2, 1))}, [1, 2], title="t")

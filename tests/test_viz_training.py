@@ -75,3 +75,26 @@ def test_scrubber_shows_the_saved_snapshot_of_the_chosen_step() -> None:
 def test_scrubber_needs_snapshots() -> None:
     with pytest.raises(ValueError, match="snapshots is empty"):
         TrainingScrubber({}, ["A"], LOSS, EVAL_STEPS, ACCURACY)
+
+
+def test_seed_accuracy_curves_draw_every_run_and_the_median() -> None:
+    runs = np.array([[0.1, 0.5, 0.96], [0.1, 0.3, 0.6], [0.2, 0.7, 1.0]])
+    fig = viz.seed_accuracy_curves(EVAL_STEPS, {"scaled": runs}, title="s")
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 3 + 1 + 1  # three runs, their median, the target
+    np.testing.assert_array_equal(lines[3].get_ydata(), np.median(runs, axis=0))
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["scaled: median of 3 runs (2 reach 95%)"]
+    with pytest.raises(ValueError, match="one row per run"):
+        viz.seed_accuracy_curves(EVAL_STEPS, {"scaled": runs[:, :2]})
+
+
+def test_gradient_vs_saturation_plots_one_point_per_sequence_on_a_log_axis() -> None:
+    row_max = {"unscaled": np.array([0.3, 0.995, 0.9999])}
+    fig = viz.gradient_vs_saturation(row_max, {"unscaled": np.array([0.1, 1e-4, 1e-7])})
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.collections[0].get_offsets()[:, 0], row_max["unscaled"])
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="3 rows but 2 gradient norms"):
+        viz.gradient_vs_saturation(row_max, {"unscaled": np.array([0.1, 0.2])})
