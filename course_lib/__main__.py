@@ -78,6 +78,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 2
     if not isolation.isolated:
         print(f"warning: {isolation.description}", file=sys.stderr)
+    if not args.release.is_dir():
+        print(f"release check: skipped (no folder {args.release.resolve()}; --release DIR names "
+              "the released student notebooks, to list submissions that lack their cells)",
+              file=sys.stderr)
     seed = new_seed() if args.seed is None else args.seed
     print(f"Seed of this run's fresh cases: {seed} (--seed {seed} grades the same way again)",
           file=sys.stderr)
@@ -332,7 +336,8 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--release", type=Path, default=Path("exercises"), metavar="DIR",
                        help="the released student notebooks: a submission that lacks some of "
                        "their cells (an update the learner's re-pull did not bring) is listed "
-                       "(default: exercises/, when there is one)")
+                       "(default: exercises/ of the current folder, when there is one; "
+                       "otherwise the check is skipped, and said so)")
     grade.add_argument("--seed", type=int, metavar="N",
                        help="seed of the fresh cases graded besides the notebooks' own "
                        "(default: a new one, printed; the same seed gives the same gradebook)")

@@ -37,6 +37,8 @@ from course_lib.shapes import as_float_array, check_count, check_mask, float_dty
 __all__ = [
     "median_time",
     "time_sweep",
+    "SAME_WITHIN",
+    "compare_times",
     "time_workers",
     "WorkerTimings",
     "TRAINING_MODELS",
@@ -86,6 +88,20 @@ def time_sweep(
     setup(n) builds the inputs for size n (not timed) and returns the call to time.
     """
     return np.array([median_time(setup(n), repeat) for n in ns])
+
+
+SAME_WITHIN = 0.1  # two measured times within 10% of each other are "about the same"
+
+
+def compare_times(ratio: float, tolerance: float = SAME_WITHIN) -> str:
+    """Words for a ratio t_a / t_b of two measured times: "faster" (a takes less than
+    1 − tolerance times b), "slower" (more than 1 + tolerance times), else "about the same".
+
+    A gap of a few percent between two timings is noise on a shared machine, not a verdict.
+    """
+    if ratio < 1 - tolerance:
+        return "faster"
+    return "slower" if ratio > 1 + tolerance else "about the same"
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,10 @@ def chromium(user_data_dir: Path) -> Iterator[Any]:
 
 # --- reading the page ---------------------------------------------------------------------------
 
+# A cell's input prompt ("[3]:"); not the empty one of the placeholder that stands for a hidden
+# input (a maintainer-check cell, whose source is collapsed).
+_INPUT_PROMPT = ".jp-InputPrompt:not(.jp-Placeholder-prompt)"
+
 # One record per cell of the open notebook: what the learner sees in it.
 _CELLS_JS = """
 () => {
@@ -220,7 +224,8 @@ _CELLS_JS = """
   return [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map((cell, index) => ({
     index,
     code: cell.classList.contains('jp-CodeCell'),
-    prompt: (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim(),
+    hidden: !!cell.querySelector('.jp-InputPlaceholder'),  // input collapsed: no prompt shown
+    prompt: (cell.querySelector('INPUT_PROMPT')?.textContent || '').trim(),
     source: (cell.querySelector('.cm-content')?.innerText || '').slice(0, 80),
     outputs: [...cell.querySelectorAll('.jp-OutputArea-output')].map(out => ({
       mime: out.getAttribute('data-mime-type') || '',
@@ -236,7 +241,7 @@ _CELLS_JS = """
     })),
   }));
 }
-"""
+""".replace("INPUT_PROMPT", _INPUT_PROMPT)
 
 # Done: the kernel is idle and no cell is queued or running, and either every code cell has run
 # or an error stopped the run (JupyterLab then leaves the rest un-run). JupyterLab shows an error
@@ -246,7 +251,7 @@ _RUN_FINISHED_JS = """
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const status = panel?.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status;
   if (status !== 'idle') return false;
-  const prompts = [...panel.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+  const prompts = [...panel.querySelectorAll('.jp-Notebook .jp-CodeCell INPUT_PROMPT')]
     .map(p => p.textContent.trim());
   if (prompts.some(p => p.includes('*'))) return false;
   const error = panel.querySelector(
@@ -254,7 +259,7 @@ _RUN_FINISHED_JS = """
     '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
   return !!error || prompts.every(p => /\\[\\d+\\]/.test(p));
 }
-"""
+""".replace("INPUT_PROMPT", _INPUT_PROMPT)
 
 
 def cells(page: Any) -> list[dict]:

@@ -8,6 +8,7 @@ lack some of them.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -63,3 +64,22 @@ def test_unrelated_notebooks_and_missing_releases_say_nothing(tmp_path: Path) ->
     assert lacking(EXERCISE, ids[:-1], release) == [release[EXERCISE][-1][1]]
     assert lacking(EXERCISE, ("random-id",), release) == []
     assert lacking("01_qkv_projections", ids[:1], release) == []
+
+
+def test_a_release_check_that_cannot_run_is_said_and_recorded(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graded from a folder with no exercises/: the check is skipped, and the console and
+    gradebook.json say so (a learner who lacks an update must not pass unnoticed in silence)."""
+    (tmp_path / "subs").mkdir()
+    write(tmp_path / "subs", "a.ipynb", notebook(*CORRECT))
+    monkeypatch.chdir(tmp_path)  # no ./exercises here
+    assert main(["grade", "subs", "--out", "grades", "--timeout", str(TIMEOUT)]) == 0
+    assert "release check: skipped (no folder" in capsys.readouterr().err
+    settings = json.loads((tmp_path / "grades" / "gradebook.json").read_text())["settings"]
+    assert settings["release"] is None
+    release = tmp_path / "exercises"
+    release.mkdir()
+    assert main(["grade", "subs", "--out", "again", "--timeout", str(TIMEOUT)]) == 0
+    assert "release check: skipped" not in capsys.readouterr().err
+    settings = json.loads((tmp_path / "again" / "gradebook.json").read_text())["settings"]
+    assert settings["release"] == str(release.resolve())

@@ -33,6 +33,18 @@ def test_time_sweep_builds_inputs_outside_the_timing() -> None:
     assert sizes == [10, 100] and times.shape == (2,) and np.all(times >= 0)
 
 
+@pytest.mark.parametrize(
+    ("ratio", "words"),
+    [(0.5, "faster"), (0.89, "faster"), (0.9, "about the same"), (0.97, "about the same"),
+     (1.0, "about the same"), (1.1, "about the same"), (1.11, "slower"), (3.0, "slower")],
+)
+def test_compare_times_calls_a_gap_within_ten_percent_about_the_same(
+    ratio: float, words: str
+) -> None:
+    assert par.compare_times(ratio) == words
+    assert par.compare_times(0.97, tolerance=0.01) == "faster"
+
+
 def test_peak_memory_sees_numpy_buffers() -> None:
     def two_arrays() -> float:
         a = np.ones(1_000_000)  # 8 MB

@@ -118,13 +118,16 @@ def grade(
     released = read_release(release) if release is not None else {}
     with Staging() as staging:
         return _grade_staged(paths, out, staging, Limits(timeout, memory_mb), sandbox, jobs,
-                             wanted, progress, new_seed() if seed is None else seed, released)
+                             wanted, progress, new_seed() if seed is None else seed, released,
+                             None if release is None else Path(release).resolve())
 
 
 def _grade_staged(paths: Iterable[Path], out: Path, staging: Staging, limits: Limits,
                   sandbox: Isolation, jobs: int, wanted: str | None,
-                  progress: Progress | None, seed: int, released: Release) -> list[Graded]:
-    """`grade`, with every submission read from its private copy in `staging`."""
+                  progress: Progress | None, seed: int, released: Release,
+                  release_dir: Path | None) -> list[Graded]:
+    """`grade`, with every submission read from its private copy in `staging`; `released` the
+    cells of the release read from `release_dir` (None: the check is skipped)."""
     submissions = [read_submission(staging.stage(s)) for s in find_submissions(paths)]
     skipped = [s for s in submissions if wanted and s.exercise and s.exercise != wanted]
     submissions = [s for s in submissions if not (wanted and s.exercise and s.exercise != wanted)]
@@ -151,7 +154,8 @@ def _grade_staged(paths: Iterable[Path], out: Path, staging: Staging, limits: Li
                            f"{lacks[g.submission][0]}")
     settings = {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
                 "isolation": sandbox.description, "contained": sandbox.contained,
-                "exercise": wanted or "any", "seed": seed}
+                "exercise": wanted or "any", "seed": seed,
+                "release": None if release_dir is None else str(release_dir)}
     write_gradebook(out, ordered, settings,
                     skipped={s.name: s.exercise for s in skipped},
                     facts={g.submission: {"sha256": staging.sha256(g.submission),
