@@ -12,7 +12,9 @@ Everything a lesson needs to learn parameters by gradient descent and to watch i
   trained with the cross-entropy loss; its backward pass is `attention.self_attention_backward`;
 - the optimisers `GradientDescent` and `Adam` (a few lines each, written out);
 - `train(model, task, steps, lr, ...) -> History`: the loop, with loss and accuracy per step,
-  accuracy on a fixed held-out set, gradient norms, and snapshots of one fixed example;
+  accuracy on a fixed held-out set, gradient norms, and snapshots of one fixed example; it
+  stops with `TrainingDivergedError` at the first step whose loss or gradient is not finite
+  (`check_finite_step`);
 - `gradient_check(f, params, grads)`: the analytic gradients against central differences,
   the tool the lesson uses and learners can import for their own code.
 
@@ -49,6 +51,8 @@ __all__ = [
     "GradientDescent",
     "Adam",
     "History",
+    "TrainingDivergedError",
+    "check_finite_step",
     "train",
     "evaluate",
     "steps_to_accuracy",
@@ -364,6 +368,42 @@ class History:
     example_labels: np.ndarray | None = None
 
 
+class TrainingDivergedError(FloatingPointError):
+    """Training stopped: a step's loss or gradient is not finite (NaN or ±inf).
+
+    step: the step (0-based, as in `History`) whose loss or gradient is not finite, before its
+    update, so the parameters are still those of the last finite step; name: the parameter
+    whose gradient is not finite, or None when the loss itself is not finite.
+    """
+
+    def __init__(self, message: str, step: int, name: str | None) -> None:
+        super().__init__(message)
+        self.step, self.name = step, name
+
+
+def check_finite_step(step: int, loss: float, grads: Mapping[str, np.ndarray],
+                      lr: float) -> None:
+    """Raise `TrainingDivergedError` if the loss or any gradient of this step is not finite.
+
+    Called by a training loop after the backward pass and before the update, so that a
+    diverging run stops at its first NaN or inf (naming the step, and the loss or the first
+    parameter, in the order of `grads`, whose gradient holds one) instead of training on with
+    NaN parameters. Reads its inputs only: a run that does not diverge is unchanged.
+    """
+    advice = (f"the learning rate lr = {lr:g} is probably too large: try a smaller one, "
+              f"e.g. 10x smaller (lr = {lr / 10:g}).")
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(f"training diverged at step {step}: the loss is {loss}; "
+                               f"{advice}", step, None)
+    for name, g in grads.items():
+        finite = np.isfinite(g)
+        if not finite.all():
+            raise TrainingDivergedError(
+                f"training diverged at step {step}: the gradient of {name} is not finite "
+                f"({finite.size - np.count_nonzero(finite)} of its {finite.size} entries are "
+                f"NaN or inf; the loss is {loss:.4g}); {advice}", step, name)
+
+
 def evaluate(model: Model, tokens: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(mean loss, accuracy) of `model` on a batch: accuracy = fraction of argmax logits = label.
 
@@ -402,6 +442,10 @@ def train(
     snapshot_steps: the steps (0 .. steps) at which `model.snapshot(example tokens)` is saved,
     if the model has `snapshot`; `example`: (tokens (1, n), labels (1,)) or None for the
     held-out set's first sequence. progress: print a line ten times during the run.
+
+    Raises `TrainingDivergedError` (a FloatingPointError) at the first step whose loss or gradient
+    is not finite, before that step's update: the message names the step, the loss or the
+    parameter, and suggests a smaller learning rate.
     """
     steps = check_count(steps, "steps")
     eval_every = check_count(eval_every, "eval_every")
@@ -433,6 +477,7 @@ def train(
         record(step)
         tokens, labels = task(rng, batch_size)
         loss[step], grads, logits = model.loss_and_grads(tokens, labels)
+        check_finite_step(step, loss[step], grads, lr)
         accuracy[step] = np.mean(np.argmax(logits, axis=-1) == labels)
         for name, g in grads.items():
             grad_norms[name][step] = np.linalg.norm(g)

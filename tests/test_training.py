@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from course_lib import training
 from course_lib.attention import self_attention, self_attention_backward
 from course_lib.training import (
     Adam,
@@ -17,6 +18,7 @@ from course_lib.training import (
     GradientDescent,
     MarkedTokenTask,
     Model,
+    TrainingDivergedError,
     encode_tokens,
     evaluate,
     gradient_check,
@@ -149,6 +151,95 @@ def test_train_is_deterministic_and_records_what_it_promises() -> None:
     np.testing.assert_allclose(a.snapshots[20].sum(axis=-1), 1)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         train(AttentionClassifier(4), task, steps=1, lr=0.1, optimizer="sgd")
+
+
+# --- a diverging run stops ----------------------------------------------------------------
+
+DIVERGING = dict(steps=50, lr=1e6, optimizer="gd", batch_size=8, eval_size=64)
+
+
+def test_diverging_training_stops_at_the_first_non_finite_step() -> None:
+    """Gradient descent with lr = 10⁶ overflows; `train` stops at the first NaN or inf (in the
+    loss or a gradient: which comes first may depend on the BLAS kernel), before that step's
+    update, and a run stopped one step earlier was finite throughout."""
+    task = MarkedTokenTask(n=5, vocab_size=4)
+    model = AttentionClassifier(4, d_k=4, d_v=4, seed=0)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDivergedError) as caught:
+        train(model, task, **DIVERGING)
+    error = caught.value
+    assert isinstance(error, FloatingPointError)
+    assert 0 < error.step < DIVERGING["steps"]
+    what = ("the loss is" if error.name is None else
+            f"the gradient of {error.name} is not finite")
+    message = str(error)
+    assert f"training diverged at step {error.step}: {what}" in message
+    assert "10x smaller (lr = 100000)" in message
+    assert all(np.isfinite(p).all() for p in model.params.values())  # the step was not taken
+    with np.errstate(all="ignore"):
+        before = train(AttentionClassifier(4, d_k=4, d_v=4, seed=0), task,
+                       **dict(DIVERGING, steps=error.step))
+    assert np.isfinite(before.loss).all()
+
+
+class _PoisonedGradient:
+    """An `AttentionClassifier` whose gradient of W_V gets one NaN at call `at` (0-based)."""
+
+    def __init__(self, at: int) -> None:
+        self.inner = AttentionClassifier(4, d_k=4, d_v=4, seed=0)
+        self.params, self.at, self.calls = self.inner.params, at, 0
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        return self.inner.logits(tokens)
+
+    def loss_and_grads(self, tokens, labels):  # noqa: ANN001, ANN201
+        loss, grads, logits = self.inner.loss_and_grads(tokens, labels)
+        if self.calls == self.at:
+            grads["W_V"] = grads["W_V"].copy()
+            grads["W_V"][0, 1] = np.nan
+        self.calls += 1
+        return loss, grads, logits
+
+
+def test_a_nan_gradient_stops_training_and_names_the_parameter() -> None:
+    task = MarkedTokenTask(n=5, vocab_size=4)
+    model = _PoisonedGradient(at=3)
+    with pytest.raises(TrainingDivergedError, match=r"step 3: the gradient of W_V is not finite "
+                                               r"\(1 of its 20 entries") as caught:
+        train(model, task, steps=10, lr=0.01, batch_size=8, eval_size=64)
+    assert (caught.value.step, caught.value.name) == (3, "W_V")
+    assert "10x smaller (lr = 0.001)" in str(caught.value)
+    clean = AttentionClassifier(4, d_k=4, d_v=4, seed=0)  # the first 3 steps, untouched
+    train(clean, task, steps=3, lr=0.01, batch_size=8, eval_size=64)
+    for name, value in clean.params.items():
+        np.testing.assert_array_equal(model.params[name], value)
+    with pytest.raises(TrainingDivergedError, match="step 7: the loss is inf"):
+        training.check_finite_step(7, float("inf"), {}, lr=0.1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "gd"])
+def test_the_divergence_check_changes_nothing_in_a_normal_run(
+        optimizer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit for bit the same History and parameters as the loop without the check."""
+    task = MarkedTokenTask(n=5, vocab_size=4)
+
+    def run() -> tuple[training.History, AttentionClassifier]:
+        model = AttentionClassifier(4, d_k=4, d_v=4, seed=0)
+        history = train(model, task, steps=30, lr=0.05, batch_size=8, seed=2,
+                        optimizer=optimizer, snapshot_steps=[0, 30], eval_every=10,
+                        eval_size=64)
+        return history, model
+
+    checked = run()
+    monkeypatch.setattr(training, "check_finite_step", lambda *args: None)
+    unchecked = run()
+    for (history, model), (other, other_model) in [(checked, unchecked)]:
+        for name in ("loss", "accuracy", "eval_steps", "eval_accuracy", "eval_loss"):
+            np.testing.assert_array_equal(getattr(history, name), getattr(other, name))
+        for name in model.params:
+            np.testing.assert_array_equal(history.grad_norms[name], other.grad_norms[name])
+            np.testing.assert_array_equal(model.params[name], other_model.params[name])
+        for step in (0, 30):
+            np.testing.assert_array_equal(history.snapshots[step], other.snapshots[step])
 
 
 # --- what lesson 05 claims, from its fixed seeds -------------------------------------------
