@@ -52,7 +52,14 @@ from course_lib.attention import (
     softmax,
 )
 from course_lib.fitting import fit_exponential
-from course_lib.rnn import gru_backward, gru_forward, rnn_backward, rnn_forward, rnn_input_jacobians
+from course_lib.rnn import (
+    gru_backward,
+    gru_forward,
+    gru_update_gates,
+    rnn_backward,
+    rnn_forward,
+    rnn_input_jacobians,
+)
 from course_lib.shapes import check_count
 from course_lib.training import (
     AttentionClassifier,
@@ -88,7 +95,6 @@ __all__ = [
     "far_token_jacobian",
     "far_token_sensitivity",
     "update_gates",
-    "sigmoid",
     "units_holding",
     "LongRangeConfig",
     "make_task",
@@ -509,20 +515,12 @@ def far_token_sensitivity(model: Model, tokens: np.ndarray, position: int) -> fl
 
 
 def update_gates(model: RecurrentClassifier, tokens: np.ndarray) -> np.ndarray:
-    """A GRU's update gates z_t = σ(x_t W_iz + b_iz + h_{t−1} W_hz + b_hz), shape (B, n, d_h)."""
+    """A GRU's update gates z_t = σ(x_t W_iz + b_iz + h_{t−1} W_hz + b_hz), shape (B, n, d_h)
+    (`rnn.gru_update_gates` on the model's one-hot inputs and weights)."""
     if model.cell != "gru":
         raise ValueError(f"update gates belong to a GRU; this model is {model.cell!r}.")
-    p, d_h = model.params, model.params["W_h"].shape[0]
     X = encode_tokens(tokens, model.vocab_size)
-    H = model.states(tokens)
-    H_prev = np.concatenate([np.zeros_like(H[:, :1]), H[:, :-1]], axis=1)  # h_0 = 0
-    z = slice(d_h, 2 * d_h)  # the z block: gate order r, z, n
-    return sigmoid(X @ p["W_x"][:, z] + p["b_x"][z] + H_prev @ p["W_h"][:, z] + p["b_h"][z])
-
-
-def sigmoid(a: np.ndarray) -> np.ndarray:
-    """σ(a) = 1 / (1 + e^(−a))."""
-    return 1 / (1 + np.exp(-a))
+    return gru_update_gates(X, *(model.params[name] for name in ("W_x", "W_h", "b_x", "b_h")))
 
 
 def units_holding(model: RecurrentClassifier, tokens: np.ndarray, position: int) -> float:

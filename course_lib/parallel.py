@@ -24,6 +24,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 
@@ -125,7 +126,8 @@ class WorkerTimings:
 
 
 def time_workers(
-    calls: Mapping[str, Callable[[int], object]], workers: Sequence[int], repeat: int = 15
+    calls: Mapping[str, Callable[[int], object]], workers: Sequence[int], repeat: int = 15,
+    *, setting: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> dict[str, WorkerTimings]:
     """Time calls[name](w) for each name and each number of workers w, `repeat` rounds after
     one warm-up round: {name: WorkerTimings}.
@@ -133,7 +135,8 @@ def time_workers(
     Made for speed-ups on a machine that other programs share: within a round, one
     computation is timed with every number of workers back to back, so the speed-up of each
     round compares runs made under the same conditions, and the median over rounds drops the
-    rounds that a burst of load hit on one side only.
+    rounds that a burst of load hit on one side only. `setting(w)`, when given, is a context
+    entered around each call but outside the clock (numpy's BLAS limited to w threads, say).
     """
     workers = tuple(check_count(w, "workers") for w in workers)
     repeat = check_count(repeat, "repeat")
@@ -141,10 +144,12 @@ def time_workers(
     for round_ in range(repeat + 1):  # round 0 is the warm-up: not recorded
         for name, call in calls.items():
             for k, w in enumerate(workers):
-                start = time.perf_counter()
-                call(w)
+                with setting(w) if setting is not None else nullcontext():
+                    start = time.perf_counter()
+                    call(w)
+                    elapsed = time.perf_counter() - start
                 if round_:
-                    seconds[name][round_ - 1, k] = time.perf_counter() - start
+                    seconds[name][round_ - 1, k] = elapsed
     return {name: WorkerTimings(workers, seconds[name]) for name in calls}
 
 
@@ -224,20 +229,13 @@ def time_training_steps(
     """
     ns = tuple(check_count(n, "n") for n in ns)
     cores = tuple(check_count(c, "cores") for c in cores)
-    repeat = check_count(repeat, "repeat")
     steps = {(model, n): training_step(model, n, d, seed=seed)
-             for model in TRAINING_MODELS for n in ns}
-    seconds = {model: np.zeros((len(ns), repeat, len(cores))) for model in TRAINING_MODELS}
-    for round_ in range(repeat + 1):  # round 0 is the warm-up: not recorded
-        for i, n in enumerate(ns):
-            for model in TRAINING_MODELS:
-                for k, c in enumerate(cores):
-                    with _blas().limit(limits=c, user_api="blas"):
-                        start = time.perf_counter()
-                        steps[model, n]()
-                        elapsed = time.perf_counter() - start
-                    if round_:
-                        seconds[model][i, round_ - 1, k] = elapsed
+             for n in ns for model in TRAINING_MODELS}  # per n, the models one after the other
+    timings = time_workers({key: lambda _, step=step: step() for key, step in steps.items()},
+                           cores, repeat, setting=lambda c: _blas().limit(limits=c,
+                                                                          user_api="blas"))
+    seconds = {model: np.stack([timings[model, n].seconds for n in ns])
+               for model in TRAINING_MODELS}  # (len(ns), rounds, len(cores))
     return TrainingStepTimings(ns, cores, check_count(d, "d"), seconds)
 
 

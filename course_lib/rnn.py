@@ -22,7 +22,10 @@ from course_lib.shapes import (
     sum_to_shape,
 )
 
-__all__ = ["rnn_forward", "rnn_input_jacobians", "rnn_backward", "gru_forward", "gru_backward"]
+__all__ = [
+    "rnn_forward", "rnn_input_jacobians", "rnn_backward", "gru_forward", "gru_update_gates",
+    "gru_backward",
+]
 
 
 def rnn_forward(
@@ -237,6 +240,27 @@ def gru_forward(
     X, W_x, W_h, b_x, b_h, h_0, dtype = _check_recurrent(
         X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
     return _gru_steps(X, W_x, W_h, b_x, b_h, h_0)[0].astype(dtype, copy=False)
+
+
+def gru_update_gates(
+    X: np.ndarray,
+    W_x: np.ndarray,
+    W_h: np.ndarray,
+    b_x: np.ndarray,
+    b_h: np.ndarray,
+    h0: np.ndarray | None = None,
+) -> np.ndarray:
+    """The update gates z_t = σ(x_t W_iz + b_iz + h_{t-1} W_hz + b_hz) of `gru_forward`, the
+    share of h_{t-1} that each unit keeps at step t (h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}).
+
+    Arguments as `gru_forward`; returns Z (..., n, d_h) in the inputs' float dtype, the gates of
+    the same pass that gives H. Raises ValueError for shapes that do not fit.
+    """
+    X, W_x, W_h, b_x, b_h, h_0, dtype = _check_recurrent(
+        X, W_x, W_h, (b_x, b_h), h0, 3, _GRU_NAMES)
+    d_h = W_h.shape[0]
+    RZ = _gru_steps(X, W_x, W_h, b_x, b_h, h_0)[1]["RZ"]  # (..., n, 2·d_h): r | z
+    return RZ[..., d_h:].astype(dtype, copy=False)
 
 
 def gru_backward(

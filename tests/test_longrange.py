@@ -226,8 +226,8 @@ def test_update_gates_and_units_holding() -> None:
     z = lr.update_gates(model, tokens)
     p, X = model.params, encode_tokens(tokens, 3)
     h = gru_forward(X[:, :1], p["W_x"], p["W_h"], p["b_x"], p["b_h"])[:, 0]  # h_1
-    z_2 = lr.sigmoid(X[:, 1] @ p["W_x"][:, 4:8] + p["b_x"][4:8] + h @ p["W_h"][:, 4:8]
-                     + p["b_h"][4:8])  # gate order r, z, n
+    a_2 = X[:, 1] @ p["W_x"][:, 4:8] + p["b_x"][4:8] + h @ p["W_h"][:, 4:8] + p["b_h"][4:8]
+    z_2 = 1 / (1 + np.exp(-a_2))  # σ, written out: gate order r, z, n
     np.testing.assert_allclose(z[:, 1], z_2)
     kept = np.prod(z[:, 1:], axis=1)
     assert lr.units_holding(model, tokens, 0) == np.mean(kept > 0.5)

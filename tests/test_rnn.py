@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.rnn import gru_backward, gru_forward, rnn_backward, rnn_forward, rnn_input_jacobians
+from course_lib.rnn import (
+    gru_backward,
+    gru_forward,
+    gru_update_gates,
+    rnn_backward,
+    rnn_forward,
+    rnn_input_jacobians,
+)
 
 
 def test_two_steps_by_hand() -> None:
@@ -220,3 +227,19 @@ def test_an_empty_sequence_gives_no_hidden_states() -> None:
 def test_input_jacobians_of_an_empty_sequence_are_empty() -> None:
     J = rnn_input_jacobians(np.zeros((0, 3)), np.ones((3, 4)), np.eye(4), np.zeros(4))
     assert J.shape == (0, 4, 3)
+
+
+def test_gru_update_gates_are_those_of_the_forward_pass() -> None:
+    """z_t by hand from h_{t-1} of gru_forward: σ(x_t W_iz + b_iz + h_{t-1} W_hz + b_hz)."""
+    rng = np.random.default_rng(7)
+    d_in, d_h = 3, 2
+    X = rng.standard_normal((2, 4, d_in)).astype(np.float32)  # a batch of 2 sequences
+    W_x, W_h = rng.standard_normal((d_in, 3 * d_h)), rng.standard_normal((d_h, 3 * d_h))
+    b_x, b_h, h0 = rng.standard_normal(3 * d_h), rng.standard_normal(3 * d_h), np.ones(d_h)
+    Z = gru_update_gates(X, W_x, W_h, b_x, b_h, h0)
+    H = gru_forward(X, W_x, W_h, b_x, b_h, h0)
+    H_prev = np.concatenate([np.broadcast_to(h0, (2, 1, d_h)), H[:, :-1]], axis=1)
+    z = slice(d_h, 2 * d_h)  # gate order r, z, n
+    by_hand = 1 / (1 + np.exp(-(X @ W_x[:, z] + b_x[z] + H_prev @ W_h[:, z] + b_h[z])))
+    assert Z.shape == H.shape and Z.dtype == np.float64  # float64 weights: float64 result
+    np.testing.assert_allclose(Z, by_hand, rtol=1e-6)
