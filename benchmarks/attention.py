@@ -25,30 +25,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
-from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from course_lib.attention import attention_loops, project_qkv, self_attention, softmax
-from course_lib.parallel import parallel_attention
+from course_lib.parallel import interleaved_medians, parallel_attention
 
 SHAPES = [(8, 1024, 64), (1, 4096, 64), (32, 256, 64)]  # (batch, n, d_model)
 SPIN_DOWN = 0.5  # seconds: OpenBLAS's threads stop spinning after a multi-threaded call
-
-
-def interleaved_medians(fns: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median wall-clock seconds of each function: `repeat` rounds that each call every
-    function once, after one warm-up round."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(repeat + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:

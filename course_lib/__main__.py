@@ -4,6 +4,7 @@
     execute PATH [PATH ...] re-execute notebooks in place (files or folders), deterministic output
     grade SUBMISSION ...    grade submitted exercise notebooks into DIR/gradebook.csv (sandboxed);
                             --roster CSV --lms canvas|moodle: also the LMS's import file
+    hub-publish DIR         the learners' copy of the course for the hub: no solutions, no history
     hub-link --hub --repo   the nbgitpuller link that opens the course on a JupyterHub
     collect HOMES_GLOB ...  copy the learners' exercise notebooks from the hub into submissions/
     setup-cells [PATH ...]  the set-up cell for hosted notebooks (Colab, Binder) at the top of each
@@ -11,6 +12,12 @@
     slides [--out DIR]      one reveal.js slide deck per lesson
     experiment longrange    lesson 06's trained RNN / GRU / attention comparison over seeds:
                             tables [--task T] [--quick] [--seeds K] [--jobs N] [--json PATH]
+    train gpt               train the character-level GPT on Python's help topics, with the bigram
+                            baseline and a multi-seed check; write a checkpoint (--out PATH)
+    train seq2seq           train the encoder-decoder on the dates task (words -> ISO dates), with
+                            other seeds; write a checkpoint (--out PATH)
+    train seq2seq-rnn       the GRU encoder-decoder without and with attention on the same task:
+                            exact match against source length (--out PATH)
 
 Each command is a function `_cmd_<name>(args) -> int` registered in `_parser()`; add new ones
 (for example `grade`) the same way.
@@ -56,10 +63,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         new_seed,
         skipped_submissions,
     )
-    from course_lib.grading.collect import resolve_exercise
     from course_lib.grading.console import ProgressBar, printable, summary_table
+    from course_lib.grading.isolation import refusal
     from course_lib.grading.lms import read_roster, roster_duplicates
-    from course_lib.grading.sandbox import refusal
+    from course_lib.grading.submissions import resolve_exercise
 
     if args.lms and not args.roster:
         print("error: --lms needs --roster (the learners' identities in the LMS)", file=sys.stderr)
@@ -182,6 +189,26 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hub_publish(args: argparse.Namespace) -> int:
+    from course_lib.hub import publish
+
+    try:
+        published = publish(args.source, args.dest, args.ref)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for warning in published.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    notebooks = sum(path.endswith(".ipynb") for path in published.files)
+    what = (f"commit {published.commit[:12]}" if published.commit else "unchanged")
+    print(f"{published.dest}: {len(published.files)} files ({notebooks} notebooks) from "
+          f"{published.source_commit[:12]}, {what}; no solutions, no history of them")
+    print(f"learners' servers clone it as other users: git config --system --add safe.directory "
+          f"{published.dest / '.git'}; the link: python -m course_lib hub-link --hub URL "
+          f"--repo {published.dest}")
+    return 0
+
+
 def _cmd_setup_cells(args: argparse.Namespace) -> int:
     from course_lib.hosted import REPOSITORY, default_notebooks, is_placeholder, update_notebooks
 
@@ -260,6 +287,103 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             print(f"error: cannot write {args.json}: {error}", file=sys.stderr)
             return 1
         print(f"JSON: {args.json}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    if args.model in ("seq2seq", "seq2seq-rnn"):
+        return _cmd_train_seq2seq(args)
+
+    from course_lib import lm_training
+    from course_lib.corpus import load_corpus
+    from course_lib.gpt import GPTConfig
+    from course_lib.longrange import provenance
+    from course_lib.training import TrainingDivergedError
+
+    start = time.perf_counter()
+    corpus = load_corpus()
+    config = GPTConfig(vocab_size=corpus.tokenizer.vocab_size, n_ctx=args.n_ctx,
+                       d_model=args.d_model, n_heads=args.n_heads, n_layers=args.n_layers,
+                       positions=args.positions)
+    given = {name: getattr(args, name) for name in ("steps", "seed", "batch_size", "lr",
+                                                    "bigram_steps")}
+    settings = replace(lm_training.TrainSettings(),
+                       **{name: value for name, value in given.items() if value is not None})
+    settings = replace(settings, eval_every=min(settings.eval_every, settings.steps),
+                       warmup=min(settings.warmup, settings.steps))
+    print(f"corpus: Python's help topics, {len(corpus.train)} training and "
+          f"{len(corpus.heldout)} held-out characters, {corpus.tokenizer.vocab_size} tokens; "
+          f"model: {config}")
+    try:
+        experiment = lm_training.run_gpt_experiment(
+            config, settings, corpus, seeds=args.seeds, seed_steps=args.seed_steps,
+            progress=sys.stderr if sys.stderr.isatty() else False)
+    except TrainingDivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    summary = experiment.summary
+    record = provenance("python -m course_lib " + " ".join(args.argv),
+                        time.perf_counter() - start)
+    record |= {"seed": settings.seed, "corpus": {"digest": corpus.digest,
+                                             "train_tokens": len(corpus.train),
+                                             "heldout_tokens": len(corpus.heldout)}, **summary}
+    print(f"sample (temperature {summary['sample']['temperature']}):\n"
+          f"{summary['sample']['text']}")
+    try:
+        path = lm_training.save_checkpoint(args.out or "gpt_char.npz", experiment.params, config,
+                                           experiment.history, record,
+                                           tokenizer=corpus.tokenizer)
+    except OSError as error:
+        print(f"error: cannot write {args.out}: {error}", file=sys.stderr)
+        return 1
+    print(f"checkpoint: {path} ({path.stat().st_size / 1024:.0f} KiB, "
+          f"{record['seconds']:.0f} s in all)")
+    return 0
+
+
+def _cmd_train_seq2seq(args: argparse.Namespace) -> int:
+    import time
+
+    from course_lib import seq2seq_training as st
+    from course_lib.longrange import provenance
+    from course_lib.training import TrainingDivergedError
+
+    start = time.perf_counter()
+    config = st.default_config(args.d_model, args.n_heads, args.n_layers, args.n_decoder_layers)
+    given = {name: getattr(args, name) for name in ("steps", "seed", "batch_size", "lr",
+                                                    "max_train_length")}
+    settings = replace(st.Seq2SeqSettings(),
+                       **{name: value for name, value in given.items() if value is not None})
+    settings = replace(settings, warmup=min(settings.warmup, settings.steps))
+    command = "python -m course_lib " + " ".join(args.argv)
+    if args.model == "seq2seq-rnn":
+        shipped = st.load_seq2seq_checkpoint() if args.with_transformer else None
+        results = st.rnn_comparison(settings, seeds=args.seeds, d_h=args.d_model,
+                                    transformer=shipped)
+        record = provenance(command, time.perf_counter() - start) | {"seed": settings.seed}
+        path = st.save_rnn_comparison(args.out or "seq2seq_rnn.npz", results, record)
+        print(f"results: {path} ({record['seconds']:.0f} s in all)")
+        return 0
+    print(f"model: {config}")
+    try:
+        experiment = st.run_seq2seq_experiment(
+            config, settings, seeds=args.seeds,
+            progress=sys.stderr if sys.stderr.isatty() else False)
+    except TrainingDivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    record = provenance(command, time.perf_counter() - start)
+    record |= {"seed": settings.seed, **experiment.summary}
+    try:
+        path = st.save_seq2seq_checkpoint(args.out or "seq2seq_translation.npz", experiment.run,
+                                          config, record)
+    except OSError as error:
+        print(f"error: cannot write {args.out}: {error}", file=sys.stderr)
+        return 1
+    print(f"checkpoint: {path} ({path.stat().st_size / 1024:.0f} KiB, "
+          f"{record['seconds']:.0f} s in all)")
     return 0
 
 
@@ -364,6 +488,20 @@ def _parser() -> argparse.ArgumentParser:
     hub_link.add_argument("--branch", metavar="B", help="default: the repository's own")
     hub_link.set_defaults(run=_cmd_hub_link)
 
+    hub_publish = commands.add_parser(
+        "hub-publish", help="build the learners' copy of the course that the hub link hands out",
+        description="Build or update DIR, a git repository holding only the lessons, the "
+        "released student notebooks and the README as committed in the instructor's checkout: "
+        "no exercises/solutions/, no history of the instructor's repository. Each run adds one "
+        "commit, which learners get by clicking the link again. Point hub-link --repo at DIR.",
+    )
+    hub_publish.add_argument("dest", type=Path, metavar="DIR",
+                             help="the learners' copy, e.g. /srv/self-attention-course")
+    hub_publish.add_argument("--source", type=Path, default=Path("."), metavar="CHECKOUT",
+                             help="the instructor's checkout (default: the current folder)")
+    hub_publish.add_argument("--ref", default="HEAD", help="what to publish (default: HEAD)")
+    hub_publish.set_defaults(run=_cmd_hub_publish)
+
     collect = commands.add_parser(
         "collect", help="copy every learner's exercise notebooks from the hub's home folders",
         description="Copy every notebook in exercises/ (whatever its name; not solutions/ or "
@@ -443,6 +581,61 @@ def _parser() -> argparse.ArgumentParser:
     experiment.add_argument("--json", type=Path, metavar="PATH",
                             help="also write the results, with how they were made, as JSON")
     experiment.set_defaults(run=_cmd_experiment)
+
+    train = commands.add_parser(
+        "train", help="train the course's character-level GPT, or its encoder-decoder, and "
+        "write a checkpoint",
+        description="gpt: train the bigram baseline, then --seeds shorter GPT runs (one seed "
+        "each, with the bigram of that seed), then the main GPT run, all on CPython 3.11.7's help "
+        "topics (pydoc_data.topics, shipped in course_lib/texts/); print the held-out losses "
+        "and a sample; write the main model, its "
+        "history and how it was made to --out (.npz). The course's checkpoint "
+        "(course_lib/results/gpt_char.npz) was made by the command in its provenance. The "
+        "training settings not given default to course_lib.lm_training.TrainSettings's. "
+        "seq2seq: train the encoder-decoder on the dates task (course_lib.translation_task) "
+        "with --seeds other seeds, then the main run; print the exact-match accuracies (held-out "
+        "dates, and sources longer than any in training) and the alignment shares; write the "
+        "main model, its records and how it was made to --out (.npz); the course's checkpoint "
+        "is course_lib/results/seq2seq_translation.npz. Its settings not given default to "
+        "course_lib.seq2seq_training.Seq2SeqSettings's (--n-ctx, --positions, --seed-steps and "
+        "--bigram-steps are the GPT's only). seq2seq-rnn: the GRU encoder-decoder without and "
+        "with attention (width --d-model), --seeds seeds each from --seed, with seq2seq's "
+        "training settings; exact match against source length, written to --out "
+        "(course_lib/results/seq2seq_rnn.npz).",
+    )
+    train.add_argument("model", choices=("gpt", "seq2seq", "seq2seq-rnn"), help="the model")
+    train.add_argument("--steps", type=_positive(int),
+                       help="training steps of the main run")
+    train.add_argument("--seed", type=int,
+                       help="seed of the main run; the shorter runs use the next ones")
+    train.add_argument("--out", type=Path, metavar="PATH",
+                       help="where to write the checkpoint (default: gpt_char.npz, "
+                       "seq2seq_translation.npz)")
+    train.add_argument("--seeds", type=int, default=3, metavar="K",
+                       help="shorter runs with other seeds, for the multi-seed check "
+                       "(default: 3; 0: none)")
+    train.add_argument("--seed-steps", type=_positive(int), default=300, metavar="N",
+                       help="training steps of each of those runs (default: 300)")
+    train.add_argument("--n-ctx", type=_positive(int), default=64,
+                       help="context length (default: 64)")
+    train.add_argument("--d-model", type=_positive(int), default=64, help="(default: 64)")
+    train.add_argument("--n-heads", type=_positive(int), default=4, help="(default: 4)")
+    train.add_argument("--n-layers", type=_positive(int), default=2, help="(default: 2)")
+    train.add_argument("--positions", choices=("learned", "rope"), default="learned",
+                       help="position information (default: learned)")
+    train.add_argument("--batch-size", type=_positive(int), help="windows per step")
+    train.add_argument("--lr", type=_positive(float), help="peak learning rate of Adam")
+    train.add_argument("--bigram-steps", type=_positive(int),
+                       help="training steps of the bigram")
+    train.add_argument("--n-decoder-layers", type=_positive(int),
+                       help="seq2seq: decoder blocks (default: --n-layers; then --n-layers counts "
+                       "the encoder's)")
+    train.add_argument("--with-transformer", action="store_true",
+                       help="seq2seq-rnn: also measure the shipped encoder-decoder by length")
+    train.add_argument("--max-train-length", type=_positive(int),
+                       help="seq2seq: the longest source in training, in words (longer ones are "
+                       "held out)")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 

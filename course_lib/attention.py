@@ -31,6 +31,7 @@ import numpy as np
 from course_lib.shapes import (
     as_float_array,
     check_count,
+    check_cross,
     check_gradient,
     check_heads,
     check_mask,
@@ -61,6 +62,8 @@ __all__ = [
     "multi_head_self_attention",
     "softmax_backward",
     "self_attention_backward",
+    "cross_attention",
+    "cross_attention_backward",
 ]
 
 
@@ -164,13 +167,15 @@ def self_attention(
     return weighted_sum(weights, V), weights
 
 
-def causal_mask(n: int) -> np.ndarray:
+def causal_mask(n: int, past: int = 0) -> np.ndarray:
     """The causal (GPT-style) mask: True on and below the diagonal, so token i sees j <= i.
 
-    Shape: (n, n), dtype bool (n = 0 gives an empty (0, 0) mask).
+    Shape: (n, n), dtype bool (n = 0 gives an empty (0, 0) mask). With `past` tokens before
+    the n new ones (a KV cache), the rows of the new tokens only: row i is position past + i
+    and sees every key j <= past + i, shape (n, past + n), built in O(n · (past + n)).
     """
-    n = check_count(n, "n", minimum=0)
-    return np.tril(np.ones((n, n), dtype=bool))
+    n, past = check_count(n, "n", minimum=0), check_count(past, "past", minimum=0)
+    return np.arange(past + n) <= np.arange(past, past + n)[:, None]  # j <= past + i
 
 
 def padding_mask(is_token: np.ndarray) -> np.ndarray:
@@ -394,23 +399,97 @@ def self_attention_backward(
     (dX, dW_Q, dW_K, dW_V) with the shapes of (X, W_Q, W_K, W_V): the projections are shared
     by every sequence of a batch, so dW_* are summed over the batch axes. The common float
     dtype of the inputs is kept. Raises ValueError when the shapes do not fit (dO must have the
-    shape of O). Source: the chain rule through Vaswani et al. (2017), eq. 1.
+    shape of O). Source: the chain rule through Vaswani et al. (2017), eq. 1. Computed as
+    `cross_attention_backward` of X with itself.
     """
-    X, W_Q, W_K, W_V, dtype = check_projections(X, W_Q, W_K, W_V)
-    Q, K, V = X @ W_Q, X @ W_K, X @ W_V  # the forward pass again, (..., n, d_k | d_k | d_v)
-    weights = attention_weights(Q, K, mask)  # α, (..., n, n); checks the mask
+    # Self-attention is cross-attention of X with itself (X_q = X_kv = X): the same backward
+    # pass, and X's gradient is the sum of its three paths, dX_q (via Q) + dX_kv (via K and V).
+    dX_q, dX_kv, dW_Q, dW_K, dW_V = cross_attention_backward(X, X, W_Q, W_K, W_V, dO, mask)
+    return dX_q + dX_kv, dW_Q, dW_K, dW_V
+
+
+def cross_attention(
+    X_q: np.ndarray,
+    X_kv: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-attention: queries from one sequence, keys and values from another.
+
+        Q = X_q W_Q,  K = X_kv W_K,  V = X_kv W_V      (n_q, d_k), (n_k, d_k), (n_k, d_v)
+        α = softmax(Q Kᵀ / √d_k), row by row           (n_q, n_k): one row per query, over the keys
+        O = α V                                        (n_q, d_v): one output per query
+
+    The formula of self-attention; only the rectangle is new: n_q rows (the sequence that asks,
+    a decoder's tokens) and n_k columns (the sequence asked, an encoder's outputs), each row
+    summing to 1 over the n_k keys, and d_k the width of the queries and keys (W_Q's columns).
+    A mask is (n_q, n_k) or broadcastable, True = may attend; padded keys of a batch:
+    `padding_mask(is_token)` (B, 1, n_k). (A causal mask belongs to a decoder's
+    self-attention, not here: every query may see the whole source.)
+
+    Shapes: X_q (..., n_q, d_model), X_kv (..., n_k, d_model), the batch axes broadcasting;
+    W_Q, W_K (d_model, d_k); W_V (d_model, d_v). Returns (O, weights) of shapes (..., n_q, d_v)
+    and (..., n_q, n_k), in the inputs' common float dtype. Raises ValueError for shapes that do
+    not fit. Source: Vaswani et al. (2017), section 3.2.3 ("encoder-decoder attention");
+    Bahdanau et al. (2014).
+    """
+    X_q, X_kv, W_Q, W_K, W_V, dtype = check_cross(X_q, X_kv, W_Q, W_K, W_V)
+    Q = X_q @ W_Q  # (..., n_q, d_k)
+    K = X_kv @ W_K  # (..., n_k, d_k)
+    V = X_kv @ W_V  # (..., n_k, d_v)
+    weights = attention_weights(Q, K, mask)  # α, (..., n_q, n_k); checks the mask
+    O = weights @ V  # (..., n_q, d_v)
+    return O.astype(dtype, copy=False), weights.astype(dtype, copy=False)
+
+
+def cross_attention_backward(
+    X_q: np.ndarray,
+    X_kv: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    dO: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of a scalar loss L through O = cross_attention(X_q, X_kv, W_Q, W_K, W_V, mask)[0].
+
+    The steps of `self_attention_backward`; only the last one differs, since the queries come
+    from X_q and the keys and values from X_kv:
+
+        O = α V            ->  dV = αᵀ dO,            dα = dO Vᵀ
+        α = softmax(Ã)     ->  dÃ = α ⊙ (dα − Σ_j α_ij dα_ij)        (softmax_backward)
+        Ã = Q Kᵀ / √d_k    ->  dQ = dÃ K / √d_k,      dK = dÃᵀ Q / √d_k
+        Q = X_q W_Q        ->  dX_q = dQ W_Qᵀ,        dW_Q = X_qᵀ dQ
+        K, V = X_kv W_K, V ->  dX_kv = dK W_Kᵀ + dV W_Vᵀ  (two paths),  dW_K = X_kvᵀ dK, ...
+
+    A blocked key gets no gradient (α_ij = 0, so dÃ_ij = 0 and it adds nothing to dK, dV).
+
+    Shapes: as `cross_attention`, dO (..., n_q, d_v), the shape of O. Returns
+    (dX_q, dX_kv, dW_Q, dW_K, dW_V) with the shapes of (X_q, X_kv, W_Q, W_K, W_V), the weights'
+    gradients summed over the batch axes (and an X broadcast over a batch gets the sum of its
+    copies' gradients), in the inputs' common float dtype.
+    """
+    X_q, X_kv, W_Q, W_K, W_V, dtype = check_cross(X_q, X_kv, W_Q, W_K, W_V)
+    Q, K, V = X_q @ W_Q, X_kv @ W_K, X_kv @ W_V  # the forward pass again
+    weights = attention_weights(Q, K, mask)  # α, (..., n_q, n_k); checks the mask
     dO = check_gradient(dO, "dO", (*weights.shape[:-1], V.shape[-1]), "O").astype(Q.dtype)
     scale = _inverse_sqrt(Q.shape[-1], Q.dtype)
-    dV = np.swapaxes(weights, -1, -2) @ dO  # αᵀ dO, (..., n, d_v)
-    d_weights = dO @ np.swapaxes(V, -1, -2)  # dO Vᵀ, (..., n, n)
-    d_scores = softmax_backward(weights, d_weights)  # dÃ, (..., n, n); 0 where blocked
-    dQ = (d_scores @ K) * scale  # dÃ K / √d_k, (..., n, d_k)
-    dK = (np.swapaxes(d_scores, -1, -2) @ Q) * scale  # dÃᵀ Q / √d_k, (..., n, d_k)
-    dX = dQ @ W_Q.T + dK @ W_K.T + dV @ W_V.T  # the three paths into X, (..., n, d_model)
-    X_all = np.broadcast_to(X, dX.shape)  # X once per sequence (a mask may add batch axes)
-    dW_Q, dW_K, dW_V = (sum_over_batch(X_all, dM) for dM in (dQ, dK, dV))  # Σ Xᵀ dM
+    dV = np.swapaxes(weights, -1, -2) @ dO  # αᵀ dO, (..., n_k, d_v)
+    d_weights = dO @ np.swapaxes(V, -1, -2)  # dO Vᵀ, (..., n_q, n_k)
+    d_scores = softmax_backward(weights, d_weights)  # dÃ, (..., n_q, n_k); 0 where blocked
+    dQ = (d_scores @ K) * scale  # dÃ K / √d_k, (..., n_q, d_k)
+    dK = (np.swapaxes(d_scores, -1, -2) @ Q) * scale  # dÃᵀ Q / √d_k, (..., n_k, d_k)
+    dX_q = dQ @ W_Q.T  # (..., n_q, d_model)
+    dX_kv = dK @ W_K.T + dV @ W_V.T  # the two paths into X_kv, (..., n_k, d_model)
+    X_q_all = np.broadcast_to(X_q, (*dQ.shape[:-1], X_q.shape[-1]))  # one X_q per sequence
+    X_kv_all = np.broadcast_to(X_kv, (*dK.shape[:-1], X_kv.shape[-1]))
+    dW_Q = sum_over_batch(X_q_all, dQ)  # Σ X_qᵀ dQ, (d_model, d_k)
+    dW_K, dW_V = sum_over_batch(X_kv_all, dK), sum_over_batch(X_kv_all, dV)  # Σ X_kvᵀ dK, dV
     return tuple(g.astype(dtype, copy=False)  # type: ignore[return-value]
-                 for g in (sum_to_shape(dX, X.shape), dW_Q, dW_K, dW_V))
+                 for g in (sum_to_shape(dX_q, X_q.shape), sum_to_shape(dX_kv, X_kv.shape),
+                           dW_Q, dW_K, dW_V))
 
 
 def _inverse_sqrt(d_k: int, dtype: np.dtype) -> np.generic:

@@ -37,6 +37,7 @@ from course_lib.shapes import as_float_array, check_count, check_mask, float_dty
 
 __all__ = [
     "median_time",
+    "interleaved_medians",
     "time_sweep",
     "SAME_WITHIN",
     "compare_times",
@@ -79,6 +80,20 @@ def median_time(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         durations.append(time.perf_counter() - start)
     return statistics.median(durations)
+
+
+def interleaved_medians(fns: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """The median wall-clock time of each function, in seconds: `repeat` rounds that each call
+    every function once, after one warm-up round. Interleaving puts a burst of load from the
+    rest of the machine on all of them alike, so their ratios stay fair."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(repeat + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_:  # round 0 is the warm-up
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def time_sweep(

@@ -17,10 +17,11 @@ from numbers import Real
 import numpy as np
 
 __all__ = [
-    "as_float_array", "check_count", "check_positive", "check_mask", "float_dtype",
+    "check_cross", "as_float_array", "check_count", "check_positive", "check_mask", "float_dtype",
     "compute_dtype", "sum_to_shape", "sum_over_batch", "check_projections",
     "check_queries_keys", "check_weights_values", "check_queries_keys_values", "check_heads",
-    "check_gradient", "check_batch",
+    "check_gradient", "check_batch", "check_layer_norm", "check_feed_forward", "check_rope",
+    "BLOCK_PARAM_NAMES", "check_block_params", "check_tokens",
 ]
 
 
@@ -293,3 +294,147 @@ def _in_compute_dtype(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """The arrays in the dtype the math runs in (no copy when they already are)."""
     dtype = compute_dtype(float_dtype(*arrays))
     return tuple(a.astype(dtype, copy=False) for a in arrays)
+
+
+# --- the Transformer block's and the GPT's input checks (course_lib.transformer, course_lib.gpt) --
+
+
+def check_layer_norm(
+    x: object, gamma: object, beta: object | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.dtype]:
+    """x (..., d), gamma (d,) and beta (d,) (or None, for the backward pass), checked.
+
+    Returns (x, gamma, beta) in the dtype the math runs in (beta None when not given) and
+    the result's dtype. Raises ValueError naming the vector whose length is not d.
+    """
+    x = as_float_array(x, "x", 1, "(..., d)")
+    d = x.shape[-1]
+    vectors = {"gamma": gamma} if beta is None else {"gamma": gamma, "beta": beta}
+    for name, v in vectors.items():
+        v = vectors[name] = as_float_array(v, name, 1, "(d,)")
+        if v.shape != (d,):
+            raise ValueError(
+                f"{name} has shape {v.shape} but x has shape {x.shape}: LayerNorm's {name} holds "
+                f"one number per feature, so it must have shape (d,) = ({d},)."
+            )
+    dtype = float_dtype(x, *vectors.values())
+    x, gamma, *rest = _in_compute_dtype(x, *vectors.values())
+    return x, gamma, (rest[0] if rest else None), dtype
+
+
+def check_feed_forward(
+    X: object, W_1: object, b_1: object, W_2: object, b_2: object
+) -> tuple[np.ndarray, ...]:
+    """X (..., n, d_model), W_1 (d_model, d_ff), b_1 (d_ff,), W_2 (d_ff, d_model), b_2 (d_model,).
+
+    Returns (X, W_1, b_1, W_2, b_2) in the dtype the math runs in and the result's dtype.
+    Raises ValueError listing the shapes wanted and got.
+    """
+    X = as_float_array(X, "X", 1, "(..., n, d_model)")
+    W_1 = as_float_array(W_1, "W_1", 2, "(d_model, d_ff)")
+    d_model, d_ff = X.shape[-1], W_1.shape[-1]
+    arrays = {"W_1": W_1, "b_1": b_1, "W_2": W_2, "b_2": b_2}
+    wanted = {"W_1": (d_model, d_ff), "b_1": (d_ff,), "W_2": (d_ff, d_model), "b_2": (d_model,)}
+    arrays = {name: as_float_array(a, name, 1) for name, a in arrays.items()}
+    got = {name: a.shape for name, a in arrays.items()}
+    if got != wanted:
+        raise ValueError(
+            f"with X of shape {X.shape} (d_model = {d_model}) and W_1 of shape {W_1.shape} "
+            f"(d_ff = {d_ff}), " + ", ".join(f"{k} must be {v}" for k, v in wanted.items())
+            + "; got " + ", ".join(f"{k} {v}" for k, v in got.items()) + "."
+        )
+    return (*_in_compute_dtype(X, *arrays.values()), float_dtype(X, *arrays.values()))
+
+
+def check_rope(X: object, positions: object) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """X (..., n, d) with d even, and positions (n,) (None: 0, 1, ..., n − 1), checked.
+
+    Returns X in the dtype the math runs in, the positions as a float64 array (n,) and the
+    result's dtype. Raises ValueError for an odd d or positions that are not one per row.
+    """
+    X = as_float_array(X, "X", 2, "(..., n, d)")
+    n, d = X.shape[-2:]
+    if d % 2:
+        raise ValueError(
+            f"X has shape {X.shape}: RoPE rotates pairs of features (2i, 2i + 1), so the width "
+            f"d = {d} must be even (with heads: d_head = d_model / n_heads must be even)."
+        )
+    positions = np.arange(n) if positions is None else np.asarray(positions)
+    if positions.shape != (n,) or not np.issubdtype(positions.dtype, np.number):
+        raise ValueError(f"positions must hold one number per row of X, shape (n,) = ({n},); "
+                         f"got shape {positions.shape} and dtype {positions.dtype}.")
+    return (*_in_compute_dtype(X), positions.astype(np.float64), float_dtype(X))
+
+
+BLOCK_PARAM_NAMES = ("ln1_gamma", "ln1_beta", "W_Q", "W_K", "W_V", "W_O",
+                     "ln2_gamma", "ln2_beta", "W_1", "b_1", "W_2", "b_2")
+
+
+def check_block_params(X: object, params: object, n_heads: object) -> tuple[np.ndarray, int]:
+    """X (..., n, d_model), a block's parameters (a mapping with `BLOCK_PARAM_NAMES`) and
+    n_heads, checked: the names, the shapes (d_model from X, d_ff from W_1) and that n_heads
+    divides d_model. Returns (X as a float array, n_heads)."""
+    X = as_float_array(X, "X", 2, "(..., n, d_model)")
+    missing = [name for name in BLOCK_PARAM_NAMES if name not in params]  # type: ignore[operator]
+    if missing:
+        raise ValueError(f"the block's parameters lack {', '.join(missing)}; a block needs "
+                         f"{', '.join(BLOCK_PARAM_NAMES)}.")
+    d_model = X.shape[-1]
+    d_ff = np.shape(params["W_1"])[-1]  # type: ignore[index]
+    wanted = {"ln1_gamma": (d_model,), "ln1_beta": (d_model,), "W_Q": (d_model, d_model),
+              "W_K": (d_model, d_model), "W_V": (d_model, d_model), "W_O": (d_model, d_model),
+              "ln2_gamma": (d_model,), "ln2_beta": (d_model,), "W_1": (d_model, d_ff),
+              "b_1": (d_ff,), "W_2": (d_ff, d_model), "b_2": (d_model,)}
+    wrong = {name: np.shape(params[name]) for name, shape in wanted.items()  # type: ignore[index]
+             if np.shape(params[name]) != shape}  # type: ignore[index]
+    if wrong:
+        raise ValueError(
+            f"with X of shape {X.shape} (d_model = {d_model}, d_ff = {d_ff} from W_1), "
+            + ", ".join(f"{name} must be {wanted[name]}, got {shape}"
+                        for name, shape in wrong.items()) + "."
+        )
+    n_heads = check_count(n_heads, "n_heads")
+    if d_model % n_heads:
+        raise ValueError(f"n_heads = {n_heads} does not divide d_model = {d_model}: every head "
+                         f"gets d_model / n_heads columns.")
+    return X, n_heads
+
+
+def check_tokens(tokens: object, vocab_size: int, n_ctx: int, name: str = "tokens") -> np.ndarray:
+    """Token ids, an integer array (T,) or (B, T) with 1 <= T <= n_ctx and 0 <= id < vocab_size.
+
+    Returns them as an int64 array. Raises ValueError (TypeError for non-integers) in words.
+    """
+    tokens = np.asarray(tokens)
+    if not np.issubdtype(tokens.dtype, np.integer):
+        raise TypeError(f"{name} must be integer token ids; got dtype {tokens.dtype}.")
+    if tokens.ndim not in (1, 2) or tokens.shape[-1] == 0:
+        raise ValueError(f"{name} must have shape (T,) or (B, T) with T >= 1; "
+                         f"got {tokens.shape}.")
+    if tokens.shape[-1] > n_ctx:
+        raise ValueError(f"{name} has T = {tokens.shape[-1]} positions but the model's context "
+                         f"is n_ctx = {n_ctx}: crop to the last n_ctx tokens.")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in 0 .. vocab_size − 1 = {vocab_size - 1}; got ids "
+                         f"from {tokens.min()} to {tokens.max()}.")
+    return tokens.astype(np.int64, copy=False)
+
+
+def check_cross(
+    X_q: object, X_kv: object, W_Q: object, W_K: object, W_V: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.dtype]:
+    """X_q (..., n_q, d_model), X_kv (..., n_k, d_model) and the projections, checked: the
+    same d_model on both sides, batch axes that broadcast. Returns them in the dtype the math
+    runs in, and the result's dtype."""
+    X_q, W_Q, W_K, W_V, dtype_q = check_projections(X_q, W_Q, W_K, W_V)  # names X_q "X"
+    X_kv = as_float_array(X_kv, "X_kv", 2, "(n_k, d_model)")
+    if X_kv.shape[-1] != X_q.shape[-1]:
+        raise ValueError(
+            f"X_q has shape {X_q.shape} and X_kv has shape {X_kv.shape}: both sequences must "
+            f"have the same width d_model (got {X_q.shape[-1]} and {X_kv.shape[-1]}), since "
+            "W_K and W_V read X_kv's rows as W_Q reads X_q's."
+        )
+    check_batch("X_q", X_q, "X_kv", X_kv)
+    dtype = float_dtype(np.empty(0, dtype_q), X_kv)  # the result's dtype (float16 stays float16)
+    run = compute_dtype(dtype)
+    return (*(a.astype(run, copy=False) for a in (X_q, X_kv, W_Q, W_K, W_V)), dtype)

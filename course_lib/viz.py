@@ -42,6 +42,9 @@ __all__ = [
     "saturation_histogram",
     "seed_accuracy_curves",
     "gradient_vs_saturation",
+    "heatmap_panels",
+    "labelled_scatter",
+    "median_band_plot",
 ]
 
 
@@ -713,3 +716,116 @@ def gradient_vs_distance(
     fig = _label(ax, title, "distance (tokens)", ylabel, legend_size=8)
     _legend_below(ax, 2)
     return fig
+
+
+
+
+def heatmap_panels(
+    matrices: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    xlabel: str,
+    ylabel: str,
+    colorbar_label: str = "",
+    tick_every: int = 10,
+    cmap: str = "RdBu_r",
+) -> Figure:
+    """Matrices of one shape (rows, cols) side by side as heatmaps on one colour scale.
+
+    Panel p is `matrices[p]` (row r at the top, column c to the right) titled `titles[p]`. The
+    scale is symmetric about 0 and reaches the largest |entry| of all panels, so one colour is
+    one number in every panel; NaN entries (pairs left out) are left blank. Rows and columns are
+    labelled with their index every `tick_every`. Raises ValueError when the shapes or the
+    number of titles do not fit.
+    """
+    stack = np.asarray([np.asarray(M, dtype=float) for M in matrices])
+    if stack.ndim != 3:
+        raise ValueError(f"give matrices of one shape (rows, cols); got shape {stack.shape}.")
+    if len(titles) != len(stack):
+        raise ValueError(f"{len(stack)} panels but {len(titles)} titles.")
+    reach = float(np.nanmax(np.abs(stack))) or 1.0
+    fig = Figure(figsize=(4.2 * len(stack) + 1.0, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(stack), squeeze=False)[0]
+    for ax, M, title in zip(axes, stack, titles, strict=True):
+        image = ax.imshow(M, cmap=cmap, vmin=-reach, vmax=reach, interpolation="nearest")
+        ax.set_xticks(np.arange(0, M.shape[1], tick_every))
+        ax.set_yticks(np.arange(0, M.shape[0], tick_every))
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    colorbar = fig.colorbar(image, ax=list(axes), shrink=0.85)
+    colorbar.set_label(colorbar_label)
+    return fig
+
+
+def labelled_scatter(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    yerr: np.ndarray | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """One point per item at (x[k], y[k]), labelled labels[k] beside it (a head "0.2", say).
+
+    x, y (and `yerr`, the half-width of a vertical error bar per point) are flattened and need
+    one value per label. The y axis starts at 0 when every y - yerr is at least 0.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    if x.shape != (len(labels),):
+        raise ValueError(f"{x.size} x values for {len(labels)} labels: give one per label.")
+    y = _one_per(x, np.ravel(y), "y", "values", ("label", "labels"))
+    err = None if yerr is None else _one_per(x, np.ravel(yerr), "yerr", "values",
+                                             ("label", "labels"))
+    ax = _axes(ax, (5.5, 4.0))
+    ax.errorbar(x, y, yerr=err, fmt="o", markersize=6, capsize=3, color="tab:blue")
+    for xk, yk, label in zip(x, y, labels, strict=True):
+        ax.annotate(label, (xk, yk), xytext=(6, 4), textcoords="offset points", fontsize=9)
+    ax.margins(x=0.1)  # room for the labels of the points at the right edge
+    if np.all(y - (0 if err is None else err) >= 0):
+        ax.set_ylim(0, None)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return ax.figure
+
+
+
+
+def median_band_plot(
+    x: np.ndarray,
+    runs: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    logy: bool = False,
+    ax: Axes | None = None,
+) -> Figure:
+    """Per series (label -> values of shape (len(x), draws), one column per draw), the median
+    over the draws as a line and the range from the smallest to the largest draw as a band in
+    the same colour; the legend says how many draws. With `logx`, x is on a log₂ axis with a
+    tick at each x. Raises ValueError when a series does not have one row per x.
+    """
+    x = np.asarray(x, dtype=float)
+    ax = _axes(ax, (5.5, 3.6))
+    for label, values in runs.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[0] != x.size:
+            raise ValueError(f"{label!r}: give one row per x ({x.size}) and one column per "
+                             f"draw; got shape {values.shape}.")
+        (line,) = ax.plot(x, np.median(values, axis=1), marker="o", markersize=4,
+                          label=f"{label}: median of {values.shape[1]} draws, band = range")
+        ax.fill_between(x, values.min(axis=1), values.max(axis=1), color=line.get_color(),
+                        alpha=0.2, linewidth=0)
+    if logx:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+    if logy:
+        ax.set_yscale("log")
+    return _label(ax, title, xlabel, ylabel, legend_size=8)

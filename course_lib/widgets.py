@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 
 from course_lib import attention, data, viz
 
-__all__ = ["QKVExplorer", "ScalingExplorer", "AttentionExplorer", "TrainingScrubber"]
+__all__ = ["Explorer", "html_table", "QKVExplorer", "ScalingExplorer", "AttentionExplorer",
+           "TrainingScrubber"]
 
 
-def _table(row_names: Sequence[str], col_names: Sequence[str], rows: Sequence[Sequence]) -> str:
+def html_table(row_names: Sequence[str], col_names: Sequence[str], rows: Sequence[Sequence]) -> str:
     """An HTML table: a header of column names, then one named row of numbers per entry."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["", *col_names])
     body = "".join(
@@ -39,7 +40,7 @@ def _table(row_names: Sequence[str], col_names: Sequence[str], rows: Sequence[Se
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-class _Explorer:
+class Explorer:
     """Shared plumbing: `widget` is what a cell displays; `_redraw` fills `image` and `table`."""
 
     widget: w.Widget
@@ -67,7 +68,7 @@ class _Explorer:
         return bundle
 
 
-class QKVExplorer(_Explorer):
+class QKVExplorer(Explorer):
     """Pick a word; see its embedding x (d_model,) and its q = x W_Q, k = x W_K, v = x W_V.
 
     Uses the course's embedding table and, unless given, its designed projections.
@@ -146,14 +147,14 @@ class QKVExplorer(_Explorer):
         self.vectors = {"x": x, "q": x @ self.W_Q, "k": x @ self.W_K, "v": x @ self.W_V}
         self.notes = self._zero_notes()
         rows = [
-            _table(["x"], data.EMBEDDING_DIMS, [x]),
-            _table(["q", "k"], data.QK_FEATURES, [self.vectors["q"], self.vectors["k"]]),
-            _table(["v"], data.VALUE_FEATURES, [self.vectors["v"]]),
+            html_table(["x"], data.EMBEDDING_DIMS, [x]),
+            html_table(["q", "k"], data.QK_FEATURES, [self.vectors["q"], self.vectors["k"]]),
+            html_table(["v"], data.VALUE_FEATURES, [self.vectors["v"]]),
         ]
         self._show(self.figure(), "".join(rows))
 
 
-class ScalingExplorer(_Explorer):
+class ScalingExplorer(Explorer):
     """Choose d_k and whether to divide by √d_k; see the scores and one row of weights.
 
     Left: the histogram of q · k (or q · k / √d_k) over `n_pairs` random pairs whose components
@@ -203,7 +204,7 @@ class ScalingExplorer(_Explorer):
         )
 
 
-class AttentionExplorer(_Explorer):
+class AttentionExplorer(Explorer):
     """Pick a query token of a sentence; see its weights α_i over the sentence and its output.
 
     o_i = Σ_j α_ij v_j, computed with `course_lib.attention.self_attention` on the embedded
@@ -251,12 +252,12 @@ class AttentionExplorer(_Explorer):
         )  # fmt: skip
         self._show(
             fig,
-            _table([f"α_{i}j"], labels, [self.weights_row])
-            + _table([f"o_{i}"], self.value_labels, [self.output]),
+            html_table([f"α_{i}j"], labels, [self.weights_row])
+            + html_table([f"o_{i}"], self.value_labels, [self.output]),
         )
 
 
-class TrainingScrubber(_Explorer):
+class TrainingScrubber(Explorer):
     """Scrub through the attention weights saved during training, one saved step at a time.
 
     Nothing is trained here: the slider only picks among `snapshots` (step -> the weights α
@@ -301,4 +302,4 @@ class TrainingScrubber(_Explorer):
                             step=step, axes=(loss_ax, accuracy_ax))
         last = len(self.tokens) - 1
         self._show(fig, f"<p>step {step}: the last token's weights</p>"
-                   + _table([f"α_{last}j"], self.tokens, [self.weights[last]]))
+                   + html_table([f"α_{last}j"], self.tokens, [self.weights[last]]))

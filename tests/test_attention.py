@@ -206,6 +206,14 @@ def test_causal_mask() -> None:
     assert causal_mask(1).dtype == np.bool_
 
 
+@pytest.mark.parametrize(("n", "past"), [(1, 0), (1, 5), (3, 2), (0, 4), (4, 0)])
+def test_causal_mask_after_past_tokens_is_the_last_rows_of_the_whole_mask(n, past) -> None:
+    """A KV cache's new rows (positions past .. past + n − 1), built without the whole mask."""
+    mask = causal_mask(n, past=past)
+    assert mask.shape == (n, past + n) and mask.dtype == np.bool_
+    np.testing.assert_array_equal(mask, causal_mask(past + n)[past:])
+
+
 def test_causal_attention_ignores_later_tokens() -> None:
     rng = np.random.default_rng(1)
     X = rng.standard_normal((6, 4))

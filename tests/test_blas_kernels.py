@@ -36,6 +36,11 @@ TRAINING_NOTEBOOKS = [
     "notebooks/06_rnn_vs_attention.ipynb",
     "exercises/solutions/05_training.ipynb",
     "exercises/solutions/06_rnn_vs_attention.ipynb",
+    # the lessons that train live (a tiny GPT, an encoder-decoder) or measure a trained model
+    "notebooks/10_tiny_gpt.ipynb",
+    "notebooks/11_generation_and_kv_cache.ipynb",
+    "notebooks/12_trained_heads.ipynb",
+    "notebooks/13_cross_attention.ipynb",
 ]
 # OPENBLAS_CORETYPE -> the names OpenBLAS may report for it (threadpoolctl's "architecture"; a
 # DYNAMIC_ARCH build whose list lacks the oldest cores maps them onto Prescott's kernels, and then

@@ -1,8 +1,9 @@
-"""Lesson 07 passes while another program keeps a core busy (issue 20, §3).
+"""Lessons 07 and 11 pass while another program keeps a core busy (issue 20, §3).
 
-A learner's machine is rarely idle (a browser, a second kernel, CI's neighbour). Lesson 07 measures
-speed-ups; a measurement is a fact of the machine at that moment, which the lesson prints and
-explains, and never a reason for a cell to fail. So the lesson runs under nbval, exactly as in
+A learner's machine is rarely idle (a browser, a second kernel, CI's neighbour). Lesson 07
+measures speed-ups, lesson 11 the cost per generated token; a measurement is a fact of the
+machine at that moment, which the lesson prints and explains, and never a reason for a cell to
+fail. So the lessons run under nbval, exactly as in
 `make test`, while a second Python process spins on one core for the whole run; the spinner
 reports the CPU time it got, and the test checks that it really kept a core busy.
 
@@ -22,7 +23,8 @@ from nbval_runs import run_nbval
 pytestmark = pytest.mark.kernels
 
 # The notebooks that measure time on this machine (repository paths).
-TIMING_NOTEBOOKS = ["notebooks/07_parallelism.ipynb"]
+TIMING_NOTEBOOKS = ["notebooks/07_parallelism.ipynb",  # speed-ups against cores
+                    "notebooks/11_generation_and_kv_cache.ipynb"]  # cost per generated token
 # A process that keeps one core busy until it is told to stop (SIGTERM), then prints the CPU
 # time it used.
 SPINNER = """\

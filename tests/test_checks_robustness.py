@@ -199,6 +199,19 @@ def test_reference_passes_fast_and_deterministically(name):
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
+def test_reference_passes_fresh_cases_as_the_grader_draws_them(name):
+    """The grader adds fresh cases drawn from its seed: the reference passes them for any seed."""
+    checker = CHECKS[name]
+
+    def caller(case):
+        return call_learner(checker.reference, case.args, case.kwargs)
+
+    for seed in (3, 11):
+        result = checker.run(caller, harder=True, seed=seed)
+        assert result.passed, result.feedback
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
 def test_every_checker_survives_a_stub_and_garbage(name):
     checker = CHECKS[name]
     assert checker.check(lambda *a, **k: None).diagnosis == "type"

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -27,9 +28,10 @@ from course_lib.__main__ import main
 from course_lib.checks import CHECKS
 from course_lib.grading import EXERCISES, cgroups, detect_isolation, grade, wire
 from course_lib.grading import gradebook as gradebook_module
-from course_lib.grading import sandbox as sandbox_module
-from course_lib.grading.collect import Submission, find_submissions, read_submission
+from course_lib.grading import isolation as isolation_module
 from course_lib.grading.console import printable, summary_table
+from course_lib.grading.submissions import Submission, find_submissions, read_submission
+from course_lib.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 ISOLATED = detect_isolation().isolated
@@ -591,12 +593,12 @@ def test_cli_grades_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_exercise_numbers_are_accepted_as_release_accepts_them() -> None:
-    from course_lib.grading.collect import resolve_exercise
+    from course_lib.grading.submissions import resolve_exercise
 
     for given in ("3", "03", " 3", "03_scaling_and_softmax", "scaling_and_softmax"):
         assert resolve_exercise(given) == "03_scaling_and_softmax", given
     assert resolve_exercise("05_rnn_vs_attention") == "06_rnn_vs_attention"  # renumbered
-    for unknown in ("9", "0", "x"):
+    for unknown in ("99", "0", "x"):
         with pytest.raises(ValueError, match=f"unknown exercise {unknown!r}"):
             resolve_exercise(unknown)
 
@@ -671,7 +673,7 @@ def test_wire_round_trip_and_bounded_frames() -> None:
     assert np.array_equal(back[0], value[0]) and back[1] == [1, 2.5, None, True]
     assert back[2] == np.float32(1.5) and back[3] == "text"
     odd = wire.decode(wire.encode(object(), []), [])
-    assert type(odd).__name__ == "object" and isinstance(odd, wire.Opaque)
+    assert type(odd).__name__ == "object" and isinstance(odd, StandIn)
     def raw(header: bytes) -> bytes:
         return len(header).to_bytes(4, "big") + header
 
@@ -697,27 +699,43 @@ def test_wire_round_trip_and_bounded_frames() -> None:
             wire.decode(tree, [])
 
 
-def test_sandbox_side_never_imports_course_lib() -> None:
-    from course_lib.checks import calling
+def test_sandbox_side_never_imports_course_lib(tmp_path: Path) -> None:
+    """The files copied into the sandbox import no course_lib module: in course_lib they import
+    each other relatively; copied apart (as in the sandbox), as plain neighbours."""
+    from course_lib.grading.sandbox import SANDBOX_FILES
 
-    for path in (ROOT / "course_lib" / "grading" / "runner.py",
-                 ROOT / "course_lib" / "grading" / "wire.py", Path(calling.__file__)):
+    names = {path.stem for path in SANDBOX_FILES}
+    assert {"runner", "messages", "wire", "calling", "standin"} <= names
+    for path in SANDBOX_FILES:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+                imported = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
+                imported = [node.module or ""]
+                if node.level:  # only a neighbour that is copied too
+                    assert (node.module or node.names[0].name).split(".")[-1] in names, path
+                    continue
             else:
                 continue
-            assert not any(n.split(".")[0] == "course_lib" for n in names), (path, names)
+            assert not any(n.split(".")[0] == "course_lib" for n in imported), (path, imported)
+    for path in SANDBOX_FILES:
+        shutil.copyfile(path, tmp_path / path.name)
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+         "import runner, messages, wire, calling, standin; "
+         "print(sorted(m for m in sys.modules if m.startswith('course_lib')))",
+         str(tmp_path), str(Path(np.__file__).resolve().parents[1])],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_exercise_table_matches_the_released_notebooks() -> None:
-    for path in sorted((ROOT / "exercises").glob("0*.ipynb")):
+    for path in sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb")):
         course = nbformat.read(path, as_version=4).metadata["course"]
         assert tuple(course["functions"]) == EXERCISES[course["exercise"]]
-    assert len(EXERCISES) == len(list((ROOT / "exercises").glob("0*.ipynb")))
+    assert len(EXERCISES) == len(list((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb")))
 
 
 def test_collect_names_and_recognition(tmp_path: Path) -> None:
@@ -825,7 +843,7 @@ def test_names_are_unique_bounded_and_safe(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_the_summary_table_escapes_control_characters() -> None:
-    from course_lib.grading.judge import Graded
+    from course_lib.grading.verdict import Graded
 
     table = summary_table([Graded("a\x1b[31m\nb.ipynb", "", {}, "ran")], "none")
     assert "\x1b" not in table and "a\\x1b[31m\\nb.ipynb" in table
@@ -947,13 +965,13 @@ def test_a_daemon_that_leaves_its_session_dies_with_its_submission(
               f"        os.execve('/bin/sh', ['/bin/sh', '-c', 'sleep 600; echo {token}'], {{}})\n"
               "    os.kill(os.getpid(), 9)\n")
     path = write(tmp_path, "daemon.ipynb", notebook(*CORRECT, daemon))
-    monkeypatch.setattr(sandbox_module.cgroups, "detect", lambda: None)
-    sandbox_module.detect_isolation.cache_clear()
+    monkeypatch.setattr(cgroups, "detect", lambda: None)
+    isolation_module.detect_isolation.cache_clear()
     try:
         [graded] = grade([path], tmp_path / "out", timeout=TIMEOUT, isolation="none",
                          accept_risk=True)
     finally:
-        sandbox_module.detect_isolation.cache_clear()
+        isolation_module.detect_isolation.cache_clear()
     assert graded.score == 3 and "rlimits only" in graded.isolation, graded.isolation
     assert not _processes_with(token)
 
@@ -977,35 +995,35 @@ def test_without_control_groups_root_runs_each_sandbox_as_a_user_of_its_own(
     folder.mkdir()
     write(folder, "fork_bomb.ipynb", notebook(IMPORTS, COUNTED_FORKS, NOT_ROOT, WEIGHTS))
     write(folder, "correct.ipynb", notebook(*CORRECT))
-    monkeypatch.setattr(sandbox_module.cgroups, "detect", lambda: None)
-    sandbox_module.detect_isolation.cache_clear()
+    monkeypatch.setattr(cgroups, "detect", lambda: None)
+    isolation_module.detect_isolation.cache_clear()
     try:
         assert detect_isolation().unprivileged
         graded = grade([folder], tmp_path / "out", timeout=TIMEOUT, memory_mb=MEMORY, jobs=2)
     finally:
-        sandbox_module.detect_isolation.cache_clear()
+        isolation_module.detect_isolation.cache_clear()
     by_name = {g.submission: g for g in graded}
     assert by_name["fork_bomb.ipynb"].score == 3, by_name["fork_bomb.ipynb"]
     assert by_name["correct.ipynb"].score == 3 and by_name["correct.ipynb"].status == "ran"
     for g in graded:
         assert g.isolation.startswith("bwrap, unprivileged user; rlimits only"), g.isolation
         assert "64 processes per submission" in g.isolation
-    left = [uid for uid in sandbox_module._processes_of_users()
-            if uid in sandbox_module._SANDBOX_USERS]
+    left = [uid for uid in isolation_module.processes_of_users()
+            if uid in isolation_module.SANDBOX_USERS]
     assert not left  # no process of any sandbox's user is left
 
 
 def test_each_sandbox_run_has_a_user_id_no_other_has() -> None:
     """Runs side by side (--jobs) never share a user, so never share RLIMIT_NPROC's count."""
-    taken = [sandbox_module._free_uid() for _ in range(300)]
+    taken = [isolation_module.free_uid() for _ in range(300)]
     try:
         assert len(set(taken)) == len(taken)
-        assert all(uid in sandbox_module._SANDBOX_USERS for uid in taken)
-        assert not any(sandbox_module._has_account(uid) for uid in taken)
+        assert all(uid in isolation_module.SANDBOX_USERS for uid in taken)
+        assert not any(isolation_module.has_account(uid) for uid in taken)
     finally:
         for uid in taken:
-            sandbox_module._release_uid(uid)
-    assert not sandbox_module._USERS_TAKEN
+            isolation_module.release_uid(uid)
+    assert not isolation_module.uids_in_use()
 
 
 def test_the_sandbox_runs_only_where_the_graders_own_runtime_starts(
@@ -1013,10 +1031,10 @@ def test_the_sandbox_runs_only_where_the_graders_own_runtime_starts(
     """The probe behind detect_isolation: a way that cannot start the runner's Python, or starts
     another Python (as one that cannot read its own folder does: it falls back to the system's
     standard library), is not used."""
-    assert sandbox_module._starts([], unprivileged=False)
-    assert not sandbox_module._starts([str(tmp_path / "no-such-program")], unprivileged=False)
+    assert isolation_module.starts([], unprivileged=False)
+    assert not isolation_module.starts([str(tmp_path / "no-such-program")], unprivileged=False)
     monkeypatch.setattr(sys, "base_prefix", str(tmp_path))  # as if the runtime were elsewhere
-    assert not sandbox_module._starts([], unprivileged=False)
+    assert not isolation_module.starts([], unprivileged=False)
 
 
 # -- fresh cases at grading time -------------------------------------------------------------------

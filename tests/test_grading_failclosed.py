@@ -33,9 +33,9 @@ from course_lib.grading import (
     detect_isolation,
     grade,
 )
-from course_lib.grading import sandbox as sandbox_module
-from course_lib.grading.collect import find_submissions, read_submission
+from course_lib.grading import isolation as isolation_module
 from course_lib.grading.staging import Staging
+from course_lib.grading.submissions import find_submissions, read_submission
 
 BWRAP, SETPRIV = shutil.which("bwrap"), shutil.which("setpriv")
 
@@ -51,10 +51,10 @@ def path_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
         for program in programs:
             os.symlink(shutil.which(program), folder / program)
         monkeypatch.setenv("PATH", str(folder))
-        sandbox_module.detect_isolation.cache_clear()
+        isolation_module.detect_isolation.cache_clear()
 
     yield use
-    sandbox_module.detect_isolation.cache_clear()
+    isolation_module.detect_isolation.cache_clear()
 
 
 def _uncontained_here(path_with) -> None:  # type: ignore[no-untyped-def]
@@ -93,7 +93,7 @@ def test_no_isolation_as_root_without_a_user_of_its_own_is_refused(
     isolation = detect_isolation("none")
     if isolation.contained:
         pytest.skip("the runtime starts as another user here: --no-isolation is contained")
-    assert "isolation turned off" in sandbox_module.refusal(isolation)
+    assert "isolation turned off" in isolation_module.refusal(isolation)
     with pytest.raises(UncontainedError):
         grade([write(tmp_path, "a.ipynb", notebook(*CORRECT))], tmp_path / "out",
               timeout=TIMEOUT, isolation="none")
@@ -159,7 +159,9 @@ def test_a_submission_that_overwrites_its_neighbours_changes_no_grade(
     if mode == "bwrap, as root or as the grader's user" and detected.unprivileged:
         pytest.skip("setpriv is reachable without PATH here")  # pragma: no cover
     if mode == "no bwrap, unprivileged user" and not detected.contained:
-        pytest.skip("the Python runtime cannot start as another user here (e.g. under /root)")
+        pytest.skip("no user of its own here: the Python runtime cannot start as another user "
+                    "(e.g. under /root), or that user can read the course (then the mode is "
+                    "refused: tests/test_grading_modes.py)")
     subs, out, scratch = tmp_path / "subs", tmp_path / "grades", tmp_path / "scratch"
     for learner in ("alice", "bob", "carol"):
         (subs / learner).mkdir(parents=True)

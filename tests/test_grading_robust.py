@@ -21,8 +21,8 @@ from test_grading import CORRECT, GROUPS, IMPORTS, ROOT, SCALE, SOFTMAX, WEIGHTS
 from course_lib.__main__ import main
 from course_lib.checks import CHECKS
 from course_lib.grading import grade, wire
-from course_lib.grading.collect import MAX_NOTEBOOK_BYTES
 from course_lib.grading.lms import read_gradebook
+from course_lib.grading.submissions import MAX_NOTEBOOK_BYTES
 from course_lib.grading.text import MAX_FIELD, MAX_NAME
 
 POOL = ("from multiprocessing import Pool\n\ndef square(x):\n    return x * x\n\n"

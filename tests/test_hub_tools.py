@@ -1,4 +1,5 @@
-"""The hub's tools without a hub: the nbgitpuller link, nbgitpuller's merge, and `collect`.
+"""The hub's tools without a hub: the learners' copy (`hub-publish`), the nbgitpuller link,
+nbgitpuller's merge, and `collect` (its defences against learners: tests/test_hub_collect.py).
 
 nbgitpuller's puller (`nbgitpuller.pull.GitPuller`, what the link runs in the learner's server)
 is driven directly on a local repository, as a learner's repeated clicks on the link would.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +19,7 @@ import nbformat
 import pytest
 
 from course_lib.__main__ import main
-from course_lib.hub import START, collect, hub_link, repo_folder
+from course_lib.hub import START, collect, hub_link, publish, repo_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "notebooks/00_welcome.ipynb"
@@ -241,7 +243,7 @@ def test_collect_command_reports_every_learner(tmp_path: Path,
 
 
 def test_collected_notebooks_are_what_the_grader_reads(tmp_path: Path) -> None:
-    from course_lib.grading.collect import find_submissions, read_submission
+    from course_lib.grading.submissions import find_submissions, read_submission
 
     make_homes(tmp_path / "home")
     out = tmp_path / "submissions"
@@ -271,7 +273,7 @@ def test_collect_one_exercise_recognised_from_the_notebook(
 
 def test_collect_takes_renamed_notebooks_not_solutions_or_checkpoints(tmp_path: Path) -> None:
     homes = make_homes(tmp_path / "home")
-    exercises = homes["bob"] / "course" / "exercises"  # bob has no exercises/0*.ipynb
+    exercises = homes["bob"] / "course" / "exercises"  # bob has no exercises/*.ipynb
     (exercises / "solutions").mkdir(parents=True)
     shutil.copyfile(ROOT / EXERCISE, exercises / "my work (1).ipynb")
     shutil.copyfile(ROOT / EXERCISE, exercises / "solutions" / "03_scaling_and_softmax.ipynb")
@@ -304,3 +306,183 @@ def test_collect_one_exercise_names_learners_who_have_not_started_it(
     assert results["alice"].message().startswith("alice: has not started exercise 03: ")
     assert results["bob"].message().startswith("bob: has not started: no notebook in ")
     assert "exercise 03" not in results["bob"].message()
+
+
+# --- the learners' copy (hub-publish) -----------------------------------------------------------
+
+MASTER_ONLY = "MASTER-ONLY: the instructor's answer"
+STUDENT = "exercises/03_scaling_and_softmax.ipynb"
+MASTER = "exercises/solutions/03_scaling_and_softmax.ipynb"
+
+
+@pytest.fixture
+def instructor(tmp_path: Path) -> Path:
+    """The instructor's checkout: lessons, a student notebook, its master, a test holding a
+    solution; and, in its history, a master once committed at the top of exercises/."""
+    repo = tmp_path / "instructor" / "course"
+    for path in (LESSON, STUDENT, MASTER, "README.md"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / path, repo / path)
+    master = nbformat.read(repo / MASTER, as_version=4)
+    master.cells.append(nbformat.v4.new_markdown_cell(MASTER_ONLY))
+    nbformat.write(master, repo / MASTER)
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_answers.py").write_text(f"ANSWER = {MASTER_ONLY!r}\n")
+    shutil.copyfile(repo / MASTER, repo / "exercises" / "03_answers.ipynb")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "an answer committed by mistake")
+    git(repo, "rm", "-q", "exercises/03_answers.ipynb")
+    git(repo, "commit", "-q", "-m", "the course")
+    return repo
+
+
+def every_object(repo: Path) -> str:
+    """The text of every object in the repository's .git, as a learner with `git` can read it."""
+    return subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+                          check=True, capture_output=True).stdout.decode(errors="replace")
+
+
+def test_the_learners_copy_holds_the_released_notebooks_only(instructor: Path,
+                                                              tmp_path: Path) -> None:
+    dest = tmp_path / "self-attention-course"
+    umask = os.umask(0o077)  # an instructor's strict umask: the copy is readable by all anyway
+    try:
+        published = publish(instructor, dest)
+    finally:
+        os.umask(umask)
+    assert published.files == ["README.md", STUDENT, LESSON]
+    on_disk = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                     if p.is_file() and ".git" not in p.relative_to(dest).parts)
+    assert on_disk == published.files
+    assert MASTER_ONLY in every_object(instructor)  # the instructor's repository holds it ...
+    assert MASTER_ONLY not in every_object(dest)  # ... the learners' copy, in no object
+    assert git(dest, "log", "--all", "--format=", "--name-only").split() == published.files
+    assert git(dest, "rev-list", "--all").split() == [published.commit]  # no history of theirs
+    assert published.source_commit == git(instructor, "rev-parse", "HEAD").strip()
+    # readable by every user, whatever the umask: files 0644 (git's objects too), folders 0755
+    for path in [dest, *dest.rglob("*")]:
+        assert path.stat().st_mode & 0o004, path
+        assert not path.is_dir() or path.stat().st_mode & 0o001, path
+
+
+def test_publishing_again_adds_one_commit_on_top(instructor: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "self-attention-course"
+    first = publish(instructor, dest)
+    assert publish(instructor, dest).commit == ""  # nothing new: nothing committed
+    lesson = nbformat.read(instructor / LESSON, as_version=4)
+    lesson.cells.append(nbformat.v4.new_markdown_cell("A note added after the workshop began."))
+    nbformat.write(lesson, instructor / LESSON)
+    git(instructor, "commit", "-q", "-am", "lesson 00: a note")
+    second = publish(instructor, dest)
+    assert git(dest, "rev-list", "--all").split() == [second.commit, first.commit]
+    assert (dest / LESSON).read_bytes() == (instructor / LESSON).read_bytes()
+
+
+@needs_nbgitpuller
+def test_learners_pull_the_learners_copy_and_its_updates(instructor: Path,
+                                                          tmp_path: Path) -> None:
+    dest = tmp_path / "self-attention-course"
+    publish(instructor, dest)
+    home = tmp_path / "home" / "alice"
+    home.mkdir(parents=True)
+    course = pull(dest, home)
+    assert not (course / "exercises" / "solutions").exists()
+    (course / STUDENT).write_text((course / STUDENT).read_text().replace(
+        "YOUR CODE HERE", "the learner's work", 1))
+    lesson = nbformat.read(instructor / LESSON, as_version=4)
+    lesson.cells.append(nbformat.v4.new_markdown_cell("A note added after the workshop began."))
+    nbformat.write(lesson, instructor / LESSON)
+    git(instructor, "commit", "-q", "-am", "lesson 00: a note")
+    publish(instructor, dest)
+    pull(dest, home)
+    assert (course / LESSON).read_bytes() == (instructor / LESSON).read_bytes()
+    assert "the learner's work" in (course / STUDENT).read_text()
+    assert MASTER_ONLY not in every_object(course)
+
+
+def test_publish_refuses_a_folder_that_holds_more(instructor: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "a-clone"  # the instructor's repository cloned: its objects hold masters
+    subprocess.run(["git", "clone", "-q", str(instructor), str(clone)], check=True)
+    with pytest.raises(ValueError, match="history holds files learners must not get"):
+        publish(instructor, clone)
+    stray = tmp_path / "stray"  # a learners' copy with a master's blob that no commit uses
+    publish(instructor, stray)
+    git(stray, "hash-object", "-w", str(instructor / MASTER))
+    with pytest.raises(ValueError, match="object.s. that no commit uses"):
+        publish(instructor, stray)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("the instructor's notes")
+    with pytest.raises(ValueError, match="not a learners' copy"):
+        publish(instructor, other)
+    with pytest.raises(ValueError, match="not a git checkout"):
+        publish(tmp_path, tmp_path / "new")
+
+
+def test_hub_publish_command(instructor: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "self-attention-course"
+    assert main(["hub-publish", str(dest), "--source", str(instructor)]) == 0
+    out = capsys.readouterr().out
+    assert f"{dest}: 3 files (2 notebooks)" in out and "no solutions" in out
+    assert f"safe.directory {dest / '.git'}" in out and f"--repo {dest}" in out
+    assert main(["hub-publish", str(tmp_path / "x"), "--source", str(tmp_path)]) == 2
+    assert "not a git checkout" in capsys.readouterr().err
+
+
+def recipe_layout(base: Path) -> tuple[Path, Path]:
+    """The one-machine recipe (deploy/jupyterhub/README.md): the instructor's checkout in a
+    folder only its owner may enter, the learners' copy published next to it."""
+    instructor = base / "course-instructor"
+    instructor.mkdir(mode=0o700)
+    checkout = instructor / "self-attention-course"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
+    dest = base / "self-attention-course"
+    return checkout, dest
+
+
+@pytest.mark.may_skip_in_ci
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to act as another user (nobody), "
+                    "as a learner's server runs on a hub: run as root, e.g. in the CI container")
+def test_a_learners_user_can_clone_the_course_but_not_read_the_masters(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="course-recipe-", dir="/tmp"))
+    try:
+        base.chmod(0o755)  # as /srv: every user may pass
+        checkout, dest = recipe_layout(base)
+        published = publish(checkout, dest)
+        assert not [w for w in published.warnings if "masters" in w]
+        learner = base / "home-nobody"
+        learner.mkdir()
+        os.chown(learner, 65534, 65534)
+        config = base / "gitconfig"  # the recipe's `git config --system --add safe.directory`
+        config.write_text(f"[safe]\n\tdirectory = {dest / '.git'}\n")
+        config.chmod(0o644)
+
+        def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(command, user=65534, group=65534, extra_groups=[],
+                                  capture_output=True, text=True, cwd=learner,
+                                  env={"HOME": str(learner), "PATH": os.environ["PATH"],
+                                       "GIT_CONFIG_SYSTEM": str(config)})
+
+        masters = checkout / "exercises" / "solutions"
+        for command in (["ls", str(masters)], ["cat", str(masters / MASTER.split("/")[-1])],
+                        ["ls", str(checkout / ".git")]):
+            refused = as_nobody(*command)
+            assert refused.returncode != 0 and "Permission denied" in refused.stderr, command
+        cloned = as_nobody("git", "clone", "-q", str(dest), str(learner / "course"))
+        assert cloned.returncode == 0, cloned.stderr
+        clone = learner / "course"
+        assert (clone / STUDENT).is_file() and not (clone / "exercises" / "solutions").exists()
+        masters_blobs = {line.split()[2] for line in git(
+            checkout, "ls-tree", "-r", "HEAD", "exercises/solutions").splitlines()}
+        learners_objects = set(as_nobody("git", "-C", str(clone), "cat-file",
+                                         "--batch-all-objects",
+                                         "--batch-check=%(objectname)").stdout.split())
+        assert len(masters_blobs) >= 8 and len(learners_objects) > 10
+        assert not masters_blobs & learners_objects
+        # what the recipe warns about: the same checkout left open to every user
+        checkout.parent.chmod(0o755)
+        assert any("can be read by other users" in w for w in publish(checkout, dest).warnings)
+    finally:
+        shutil.rmtree(base)

@@ -66,3 +66,17 @@ def test_ci_runs_the_readme_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^\s*(exec\s+)?make test\b", ci, re.MULTILINE)
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_packages_data_files_are_all_shipped() -> None:
+    """Every file of the data folders (the checkpoint, results, the GPT's corpus and its notice)
+    matches a package-data pattern, read as setuptools reads it (a glob in the package)."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["course_lib"]
+    package = ROOT / "course_lib"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    data = {path for folder in ("results", "texts") for path in (package / folder).rglob("*")
+            if path.is_file()}
+    assert {"gpt_char.npz", "python_help_topics.txt.gz", "python_help_topics.NOTICE.md"} <= {
+        path.name for path in data}
+    assert data <= shipped, sorted(str(path.relative_to(package)) for path in data - shipped)

@@ -27,6 +27,19 @@ def test_median_time_takes_the_median_after_a_warm_up(monkeypatch: pytest.Monkey
     assert len(calls) == 4  # one warm-up call, not timed
 
 
+def test_interleaved_medians_time_each_function_in_turn_after_a_warm_up_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # warm-up round (only its start times are read), then a: 1 s, b: 4 s; 3 s, 2 s; 2 s, 6 s
+    clock = iter([0.0, 0.0, 10.0, 11.0, 20.0, 24.0, 30.0, 33.0, 40.0, 42.0, 50.0, 52.0, 60.0,
+                  66.0])
+    monkeypatch.setattr(par.time, "perf_counter", lambda: next(clock))
+    calls: list[str] = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    assert par.interleaved_medians(fns, repeat=3) == {"a": 2.0, "b": 4.0}
+    assert calls == ["a", "b"] * 4  # interleaved, one untimed warm-up round first
+
+
 def test_time_sweep_builds_inputs_outside_the_timing() -> None:
     sizes = []
     times = par.time_sweep(lambda n: sizes.append(n) or (lambda: sum(range(n))), [10, 100], 2)

@@ -10,6 +10,7 @@ it all in Chromium.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -170,6 +171,19 @@ def test_a_maintainer_check_is_left_out_of_the_page_and_the_deck(tmp_path: Path)
     shown = [cell for cell in lesson.cells if cell.cell_type == "code" and not
              {"maintainer-check", "course-setup"} & set(cell.metadata.get("tags", []))]
     assert page.read_text(encoding="utf-8").count('class="jp-Cell jp-CodeCell') == len(shown)
+
+
+def test_a_diagrams_alt_text_is_the_images_alt_on_its_page(site: Path) -> None:
+    """course_lib.diagrams stores a figure's alt text in the output's metadata (image/png.alt);
+    the page carries it as the <img>'s alt, so a screen reader says what the diagram shows."""
+    notebook = nbformat.read(ROOT / "notebooks" / "04_weighted_sum.ipynb", as_version=4)
+    alts = [output["metadata"]["image/png"]["alt"] for cell in notebook.cells
+            if cell.cell_type == "code" for output in cell.get("outputs", [])
+            if "alt" in output.get("metadata", {}).get("image/png", {})]
+    assert alts, "lesson 04 shows no diagram with alt text"
+    page = (site / "notebooks" / "04_weighted_sum.html").read_text(encoding="utf-8")
+    for alt in alts:
+        assert f'alt="{html.escape(alt)}"' in page
 
 
 def test_every_relative_link_and_resource_resolves(site: Path) -> None:

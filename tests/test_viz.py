@@ -149,11 +149,16 @@ def test_drawing_into_given_axes_and_png_bytes() -> None:
     assert viz.to_png(fig).startswith(b"\x89PNG")
 
 
-def test_only_widgets_import_viz_or_widgets() -> None:
-    """The layering rule: no course_lib module but widgets.py imports viz or widgets."""
+PRESENTATION = {"viz.py", "widgets.py", "head_explorer.py", "alignment_explorer.py", "diagrams.py"}
+"""The presentation layer (COURSE.md): figures, diagrams and explorers, which may build on viz."""
+
+
+def test_only_the_presentation_layer_imports_viz_or_widgets() -> None:
+    """The layering rule: no course_lib module below the presentation layer (the math, data,
+    experiments, checkers, tooling) imports viz or widgets."""
     package = Path(course_lib.__file__).parent
     for path in package.rglob("*.py"):
-        if path.name == "widgets.py" and path.parent == package:
+        if path.name in PRESENTATION and path.parent == package:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
@@ -276,3 +281,64 @@ def test_the_subscript_scan_catches_plain_text_and_accepts_mathtext() -> None:
     assert [PLAIN_SUBSCRIPT.search(re.sub(r"\$[^$]*\$", "", s)) is not None
             for s in _figure_texts(old)] == [True, True]
     assert not any(PLAIN_SUBSCRIPT.search(re.sub(r"\$[^$]*\$", "", s)) for s in _figure_texts(new))
+
+
+def test_heatmap_panels_share_one_symmetric_scale_and_keep_blanks() -> None:
+    left = np.array([[1.0, np.nan], [-2.0, 0.5]])
+    right = np.array([[0.5, 3.0], [0.0, -1.0]])
+    fig = viz.heatmap_panels([left, right], ["sinusoidal", "RoPE"], xlabel="key j",
+                             ylabel="query i", colorbar_label="score", tick_every=1)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["sinusoidal", "RoPE"]
+    for ax, M in zip(panels, (left, right), strict=True):
+        [image] = ax.images
+        np.testing.assert_array_equal(image.get_array().filled(np.nan), M)  # NaN stays blank
+        assert image.get_clim() == (-3.0, 3.0)  # one scale: the largest |entry| of both
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("key j", "query i")
+    assert fig.axes[-1].get_ylabel() == "score" and len(fig.axes) == 3
+    with pytest.raises(ValueError, match="titles"):
+        viz.heatmap_panels([left, right], ["one"], xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="one shape"):
+        viz.heatmap_panels([left[0]], ["one"], xlabel="x", ylabel="y")  # a row, not a matrix
+
+
+def test_labelled_scatter_one_labelled_point_per_item_with_error_bars() -> None:
+    x, y = np.array([0.38, 0.38, 0.1]), np.array([0.72, 0.36, 0.02])
+    err = np.array([0.07, 0.04, 0.0])
+    fig = viz.labelled_scatter(x, y, ["0.2", "0.3", "1.0"], yerr=err, title="t",
+                               xlabel="previous-token score", ylabel="loss increase")
+    ax = fig.axes[0]
+    points = ax.get_lines()[0]  # then the caps of the error bars
+    assert np.array_equal(points.get_xdata(), x) and np.array_equal(points.get_ydata(), y)
+    [bars_] = ax.collections  # one vertical error bar per point, y ± err
+    segments = [np.asarray(s) for s in bars_.get_segments()]
+    np.testing.assert_allclose([s[:, 1] for s in segments], np.stack([y - err, y + err], axis=1))
+    assert [t.get_text() for t in ax.texts] == ["0.2", "0.3", "1.0"]
+    assert [t.xy for t in ax.texts] == list(zip(x, y, strict=True))
+    assert ax.get_ylim()[0] == 0.0
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("t", "previous-token score",
+                                                                  "loss increase")
+    with pytest.raises(ValueError, match="one per label"):
+        viz.labelled_scatter(x[:2], y, ["a", "b", "c"], title="t", xlabel="x", ylabel="y")
+
+
+def test_median_band_plot_draws_the_median_and_the_range_of_the_draws() -> None:
+    x = np.array([1.0, 2.0, 4.0])
+    draws = np.array([[1.0, 2.0, 4.0], [0.1, 0.3, 0.2], [1e-3, 1e-2, 1e-4]])  # (len(x), 3 draws)
+    fig = viz.median_band_plot(x, {"without": draws}, title="t", xlabel="L", ylabel="ratio",
+                               logx=True, logy=True)
+    ax = fig.axes[0]
+    [line] = ax.get_lines()
+    assert np.array_equal(line.get_xdata(), x)
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 0.2, 1e-3])
+    [band] = ax.collections
+    edge = band.get_paths()[0].vertices
+    for k, xk in enumerate(x):  # the band spans exactly [min, max] of the draws at each x
+        at_x = edge[np.isclose(edge[:, 0], xk), 1]
+        np.testing.assert_allclose([at_x.min(), at_x.max()], [draws[k].min(), draws[k].max()])
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert ticklabels(ax.xaxis)[:3] == ["1", "2", "4"]
+    [legend] = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == "without: median of 3 draws, band = range"
+    with pytest.raises(ValueError, match="one row per x"):
+        viz.median_band_plot(x, {"bad": draws.T[:2]}, title="t", xlabel="L", ylabel="r")

@@ -190,11 +190,12 @@ def _partly_explains(checker: Checker, case: Case, outcome: Outcome,
 def mutation_hint(function: str, names: Sequence[str]) -> str:
     """The hint when `function` changed its inputs `names` in place."""
     listed = ", ".join(f"`{name}`" for name in names)
+    x = names[0] if names else "x"
     return (
         f"{function} changed its input {listed} in place (for example with `-=`, "
-        "`/=`, `np.exp(x, out=x)` or by assigning into it). A function must not modify its "
+        f"`/=`, `np.exp({x}, out={x})` or by assigning into it). A function must not modify its "
         "inputs: the caller still needs them. Work on a new array instead, for example "
-        "`z = x - x.max(...)` rather than `x -= x.max(...)`."
+        f"`new = {x} - ...` rather than `{x} -= ...`."
     )
 
 

@@ -4,24 +4,23 @@
     graded = grade([Path("submissions")], Path("grades"), timeout=60, memory_mb=2048, jobs=2)
 
 or `python -m course_lib grade submissions/ --out grades [--seed N]`. The grader refuses to run
-submissions where nothing keeps one from the others and from the course (no bubblewrap and no
-user of its own: `sandbox.refusal` says why and what to do) unless told `accept_risk=True`.
-Each notebook is read once into a private staging folder before any learner's code runs
-(staging), and that copy is graded; its exercise
-is recognised from the notebook (collect: regular files only, no links, bounded reads, unique
-names), its cells run in an IPython shell as in JupyterLab inside its own limited, isolated
-process tree (sandbox: prepare, run, read back; it runs runner.py with calling.py and wire.py,
-never course_lib), the course's checkers judge the plain results in this process on the
-notebook's cases and on fresh ones drawn from the run's seed (judge), and the gradebook and one
-feedback report per learner are written atomically, every text made safe and bounded in one
-place (text), names safe for each format (gradebook). The terminal shows a progress bar and a
-summary table (console).
+submissions where nothing keeps one from the others and from the course (`isolation.refusal`
+says why and what to do) unless told `accept_risk=True`. The pipeline, one module a step:
 
-Modules: collect, staging, sandbox, cleanup (removing what a submission wrote), cgroups
-(per-submission memory and process limits from the kernel), reaper (the grader adopts and ends
-every orphan), runner (inside the sandbox), wire (the bounded format of what crosses the
-sandbox's boundary; BOUNDARY.md says why each field is safe), judge, text, gradebook, console,
-lms, updates (which submissions lack cells of the current release).
+- submissions: find the notebooks (regular files only, no links, bounded reads, unique names),
+  recognise each one's exercise from the notebook; staging: read each once into a private
+  folder before any learner's code runs, and grade that copy;
+- sandbox: prepare (the job), run (attempts under isolation.py's containment and limits:
+  cgroups, reaper, cleanup), read back (messages.py: the runner's typed messages, one parser;
+  wire.py: the bounded frames they travel in; BOUNDARY.md says why each field is safe);
+  runner.py is what runs inside, with calling.py, wire.py, messages.py and standin.py, never
+  the rest of course_lib;
+- verdict: the course's checkers judge the plain results in this process, on the notebook's
+  cases and on fresh ones drawn from the run's seed; status.py holds the statuses and every
+  reason's words;
+- text (every text made safe and bounded, in one place), gradebook (names safe for each
+  format, written atomically), console (progress bar, summary table), lms (Canvas and Moodle
+  files), updates (which submissions lack cells of the current release).
 """
 
 from __future__ import annotations
@@ -33,29 +32,28 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from course_lib.checks import CHECKS
-from course_lib.grading.collect import (
+from course_lib.grading.gradebook import check_writable, write_gradebook
+from course_lib.grading.isolation import (
+    ACCEPT_RISK_FLAG,
+    Isolation,
+    Limits,
+    detect_isolation,
+    refusal,
+)
+from course_lib.grading.reaper import Reaper
+from course_lib.grading.sandbox import Job, SandboxReport, run_in_sandbox
+from course_lib.grading.staging import Staging
+from course_lib.grading.status import could_not_run
+from course_lib.grading.submissions import (
     EXERCISES,
     Submission,
     find_submissions,
     read_submission,
     resolve_exercise,
 )
-from course_lib.grading.gradebook import check_writable, write_gradebook
-from course_lib.grading.judge import Graded, judge, ungraded
-from course_lib.grading.reaper import Reaper
-from course_lib.grading.sandbox import (
-    ACCEPT_RISK_FLAG,
-    Isolation,
-    Job,
-    Limits,
-    SandboxReport,
-    detect_isolation,
-    refusal,
-    run_in_sandbox,
-)
-from course_lib.grading.staging import Staging
 from course_lib.grading.text import safe_graded
 from course_lib.grading.updates import Release, lacking, read_release
+from course_lib.grading.verdict import Graded, grade_report, ungraded
 
 __all__ = ["grade", "grade_one", "new_seed", "skipped_submissions", "changed_originals",
            "lacking_updates",
@@ -211,6 +209,5 @@ def grade_one(
     try:
         report = run_in_sandbox(job, limits, isolation, reaper)
     except Exception as error:  # noqa: BLE001 - one submission never stops the batch
-        report = SandboxReport(events=[("crashed", f"the grader could not run it "
-                                        f"({type(error).__name__}: {str(error)[:120]})")])
-    return safe_graded(judge(submission, report, limits, isolation.label, seed))
+        report = SandboxReport(events=[could_not_run(error)])
+    return safe_graded(grade_report(submission, report, limits, isolation.label, seed))

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from course_lib.grading.judge import Graded
+from course_lib.grading.verdict import Graded
 
 __all__ = ["ProgressBar", "summary_table", "printable"]
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from course_lib.checks import CHECKS
-from course_lib.grading.collect import EXERCISES
 from course_lib.grading.console import printable
-from course_lib.grading.judge import Graded
+from course_lib.grading.submissions import EXERCISES
+from course_lib.grading.verdict import Graded
 
 __all__ = ["columns", "write_gradebook", "feedback_markdown", "feedback_name", "feedback_names",
            "check_writable", "csv_read_back", "csv_safe"]

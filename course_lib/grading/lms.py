@@ -48,8 +48,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from course_lib.grading.collect import EXERCISES
 from course_lib.grading.gradebook import csv_read_back, csv_safe
+from course_lib.grading.submissions import EXERCISES
 
 __all__ = [
     "LMS_FORMATS", "Learner", "Reconciliation", "RosterError", "canvas_csv", "exercise_title",

@@ -23,8 +23,10 @@ Every message goes to file descriptor FD, a pipe the grader reads with bounded f
 the grader, which enforces the hard limits from outside, knows which step a killed process was
 in. Nothing here decides a grade, and nothing sent from here is trusted by the grader.
 
-Imports only the standard library, numpy, IPython and its two neighbours copied into the
-sandbox (calling.py and wire.py): never course_lib.
+Each message is one of the classes of messages.py, sent as one frame of wire.py.
+
+Imports only the standard library, numpy, IPython and its neighbours copied into the sandbox
+(messages.py, calling.py, wire.py, standin.py): never course_lib.
 """
 
 from __future__ import annotations
@@ -54,15 +56,15 @@ class CellTimeOut(BaseException):
 class _Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """course_lib inside the sandbox: a stub for the checks, nothing else."""
 
-    def __init__(self, report: Any) -> None:
-        self.report = report
+    def __init__(self, report: Any, messages: Any) -> None:
+        self.report, self.messages = report, messages
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name.split(".")[0] != "course_lib":
             return None
         if name in ("course_lib", "course_lib.checks"):
             return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        self.report({"e": "blocked", "module": name})
+        self.report(self.messages.ImportBlocked(name))
         raise ModuleNotFoundError(
             f"No module named {name!r}: the course's own code is not available when your "
             "notebook is graded", name=name,
@@ -92,30 +94,33 @@ def _exit(*args: Any, **kwargs: Any) -> None:
 def main(site_packages: str, results_fd: int, go_fd: int) -> None:
     sys.path.append(site_packages)  # without its .pth files: no course_lib there
     import calling
+    import messages
     import numpy as np  # noqa: F401 - imported before the learner's code can touch sys.path
     import wire
 
     # bound here, before the learner's code runs: patching the modules cannot reach these
-    send, encode, decode, read_frame = wire.send, wire.encode, wire.decode, _read_frame
-    call_learner = calling.call_learner
+    send, decode, read_frame, to_wire = wire.send, wire.decode, _read_frame, messages.to_wire
+    call_learner, encoded = calling.call_learner, messages.Encoded.of
+    m = types.SimpleNamespace(ErrorInfo=messages.ErrorInfo,
+                              **{name: getattr(messages, name) for name in messages.__all__})
 
-    def report(event: dict[str, Any], arrays: list[Any] = ()) -> None:  # type: ignore[assignment]
-        send(results_fd, event, arrays)
+    def report(message: Any) -> None:
+        send(results_fd, *to_wire(message))
 
     job, inputs = _read_job(wire)
     shell = _shell()
     sys.path.insert(0, "")  # as in a kernel: modules the notebook writes (%%writefile) import
-    sys.meta_path.insert(0, _Blocker(report))
-    for name in [m for m in sys.modules if m.split(".")[0] == "course_lib"]:
+    sys.meta_path.insert(0, _Blocker(report, m))
+    for name in [module for module in sys.modules if module.split(".")[0] == "course_lib"]:
         del sys.modules[name]
     os._exit = posix._exit = _exit  # type: ignore[assignment]
 
     for cell in job["cells"]:
         if cell["index"] in job["skip_cells"]:
             continue
-        report({"e": "cell", "i": cell["index"]})
-        timed_out, error = _run_cell(shell, cell["source"], job["cell_timeout"])
-        report({"e": "cell-end", "i": cell["index"], "timed_out": timed_out, "error": error})
+        report(m.CellStarted(cell["index"]))
+        timed_out, error = _run_cell(shell, cell["source"], job["cell_timeout"], m.ErrorInfo)
+        report(m.CellEnded(cell["index"], timed_out, error))
 
     for function in job["functions"]:
         name = function["name"]
@@ -123,16 +128,15 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
             continue
         fn = shell.user_ns.get(name)
         if not callable(fn):
-            report({"e": "missing", "f": name, "kind": type(fn).__name__})
+            report(m.FunctionMissing(name, type(fn).__name__))
             continue
         for i, case in enumerate(function["cases"]):
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
             def call(*a: Any, fn: Any = fn, **k: Any) -> Any:
-                arrays: list[Any] = []
-                return encode(fn(*a, **k), arrays), arrays
+                return encoded(fn(*a, **k))  # inside the call's time limit
 
-            report({"e": "call", "f": name, "i": i})
+            report(m.CallStarted(name, i))
             given, arrays = case, inputs
             if case["measure_memory"]:  # the grader noted the memory in use, then sent them
                 given, arrays = read_frame(wire, go_fd, wire.MAX_HEADER_BYTES)
@@ -142,25 +146,24 @@ def main(site_packages: str, results_fd: int, go_fd: int) -> None:
                 call, args, kwargs, job["case_timeout"],
                 measure_memory=case["measure_memory"],
             )
-            tree, arrays = outcome.value if outcome.returned else (None, [])
-            report({
-                "e": "result", "f": name, "i": i, "value": tree,
-                "error": _outcome_error(outcome), "timed_out": outcome.timed_out,
-                "mutated": list(outcome.mutated), "peak_memory": outcome.peak_memory,
-            }, arrays)
+            report(m.CallReturned(
+                name, i, outcome.value if outcome.returned else None, outcome.error,
+                outcome.timed_out, tuple(outcome.mutated), outcome.peak_memory,
+            ))
             if outcome.timed_out:
                 break  # the checker stops at the first case that times out
-        report({"e": "function-end", "f": name})
-    report({"e": "done"})
+        report(m.FunctionEnded(name))
+    report(m.Finished())
 
 
 def _read_job(wire: Any) -> tuple[dict[str, Any], list[Any]]:
-    return _read_frame(wire, 0, wire.MAX_JOB_HEADER_BYTES)
+    return _read_frame(wire, 0, wire.MAX_JOB_HEADER_BYTES, wire.MAX_JOB_BYTES)
 
 
-def _read_frame(wire: Any, fd: int, header_limit: int) -> tuple[dict[str, Any], list[Any]]:
+def _read_frame(wire: Any, fd: int, header_limit: int,
+                limit: int | None = None) -> tuple[dict[str, Any], list[Any]]:
     """One frame from `fd` (the job on stdin, a measured case's inputs on GO)."""
-    reader = wire.FrameReader(header_limit=header_limit)
+    reader = wire.FrameReader(limit or wire.MAX_STREAM_BYTES, header_limit=header_limit)
     while True:
         chunk = os.read(fd, 2**20)
         if not chunk:
@@ -186,7 +189,8 @@ def _shell() -> Any:
     return KernelLikeShell.instance(config=config)
 
 
-def _run_cell(shell: Any, source: str, timeout: float) -> tuple[bool, dict[str, str] | None]:
+def _run_cell(shell: Any, source: str, timeout: float,
+              error_info: Any) -> tuple[bool, Any]:
     """Run one cell as JupyterLab would; (timed out, the error it raised as plain data)."""
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -206,21 +210,15 @@ def _run_cell(shell: Any, source: str, timeout: float) -> tuple[bool, dict[str, 
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if isinstance(error, CellTimeOut):
         return True, None
-    return False, _error(error) if error is not None else None
+    return False, _error(error, error_info) if error is not None else None
 
 
-def _outcome_error(outcome: Any) -> dict[str, str] | None:
-    error = outcome.error
-    if error is None:
-        return None
-    return {"type": error.type, "message": error.message, "line": error.line}
-
-
-def _error(error: BaseException) -> dict[str, str]:
+def _error(error: BaseException, error_info: Any) -> Any:
+    """A cell's exception as calling.ErrorInfo (plain data)."""
     line = getattr(error, "lineno", None)
     message = error.msg if isinstance(error, SyntaxError) and error.msg else str(error)
-    return {"type": type(error).__name__, "message": str(message)[:300],
-            "line": f"line {line}" if isinstance(line, int) else ""}
+    return error_info(type(error).__name__, str(message)[:300],
+                      f"line {line}" if isinstance(line, int) else "")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from course_lib.grading.cleanup import remove_tree
-from course_lib.grading.collect import MAX_NOTEBOOK_BYTES, Submission, read_bounded
+from course_lib.grading.submissions import MAX_NOTEBOOK_BYTES, Submission, read_bounded
 
 __all__ = ["Staging"]
 

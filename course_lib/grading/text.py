@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from course_lib.grading.judge import Graded
+from course_lib.grading.verdict import Graded
 
 __all__ = ["MAX_FEEDBACK", "MAX_FIELD", "MAX_NAME", "MAX_NOTES", "safe", "safe_graded"]
 

@@ -12,12 +12,12 @@ Nothing is compressed, nothing is unpickled, and every length is known and bound
 byte of it is read: a frame cannot inflate, and a stream longer than `MAX_STREAM_BYTES` is
 refused. `FrameReader` raises `WireError` on anything malformed; the grader then marks that
 one submission `crashed: unreadable results`. Objects that are not numbers, arrays or
-tuples/lists of them travel as their type name and a short repr only, and come back as an
-`Opaque` placeholder of the same name, so that the checker can still say "your result is a
-Liar, not a NumPy array".
+tuples/lists of them travel as their type name and a short repr only, and come back as a
+stand-in of the same name (`course_lib/standin.py`, as in the checker's own child process), so
+that the checker can still say "your result is a Liar, not a NumPy array".
 
-This module imports only the standard library and numpy, on purpose: it is copied next to the
-sandbox's runner, which must not import course_lib.
+This module imports only the standard library, numpy and standin.py, on purpose: it is copied
+next to the sandbox's runner, which must not import course_lib.
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Opaque", "WireError", "FrameReader", "encode", "decode", "frame", "send",
-           "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES", "MAX_JOB_HEADER_BYTES", "MAX_STREAM_BYTES"]
+if __package__:  # in course_lib
+    from ..standin import stand_in
+else:  # a standalone file in the sandbox, next to a copy of standin.py
+    from standin import stand_in  # type: ignore[no-redef]
+
+__all__ = ["WireError", "FrameReader", "encode", "decode", "frame", "send",
+           "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES", "MAX_JOB_HEADER_BYTES", "MAX_JOB_BYTES",
+           "MAX_STREAM_BYTES"]
 
 MAX_ARRAY_BYTES = 32 * 2**20
 """Larger arrays travel as their shape and dtype only (and fail the shape check)."""
@@ -40,10 +46,13 @@ MAX_HEADER_BYTES = 2**20
 """The JSON header of one frame the sandbox sends (and of a measured case's inputs)."""
 MAX_JOB_HEADER_BYTES = 128 * 2**20
 """The JSON header of the job the grader sends: the code cells of any notebook the grader
-accepts (collect.MAX_NOTEBOOK_BYTES, 20 MiB) fit, even if each of its bytes became a 6-byte
+accepts (submissions.MAX_NOTEBOOK_BYTES, 20 MiB) fit, even if each of its bytes became a 6-byte
 escape such as \u0001 (tests/test_grading_limits.py checks that the two agree)."""
-MAX_STREAM_BYTES = 256 * 2**20
-"""Everything one sandbox run may send back, headers and arrays together."""
+MAX_STREAM_BYTES = 128 * 2**20
+"""Everything one attempt of a sandbox run may send back, headers and arrays together: the one
+bound of the runner's pipe (the grader's reader uses it; BOUNDARY.md states it)."""
+MAX_JOB_BYTES = 2 * MAX_JOB_HEADER_BYTES
+"""The job's whole frame, as the runner reads it from stdin: its header and its cases' arrays."""
 _MAX_ARRAYS = 4096  # in one frame (a job holds every case of its functions)
 _MAX_ITEMS = 64
 _MAX_DEPTH = 4
@@ -58,18 +67,6 @@ _short.maxstring = _short.maxother = 60
 
 class WireError(ValueError):
     """A frame that does not follow the format (or exceeds its bounds)."""
-
-
-class Opaque:
-    """Stands in, in the grader, for an object the learner returned that is not plain data."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def __repr__(self) -> str:
-        return self._text
-
-    __str__ = __repr__
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -100,7 +97,7 @@ def encode(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
 
 
 def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
-    """The value that `encode` described (objects come back as `Opaque` placeholders).
+    """The value that `encode` described (objects come back as stand-ins, `standin.py`).
 
     Raises WireError for a tree that `encode` cannot have written."""
     if not isinstance(tree, dict) or depth > _MAX_DEPTH:
@@ -129,9 +126,7 @@ def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
             items = [decode(item, arrays, depth + 1) for item in tree["items"]]
             return tuple(items) if kind == "tuple" else items
         if kind == "object":
-            name = str(tree["type"])[:60]
-            name = name if name.isidentifier() else "object"
-            return type(name, (Opaque,), {})(str(tree["repr"])[:200])
+            return stand_in(str(tree["type"]), str(tree["repr"]))
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise WireError(f"a malformed value ({type(error).__name__})") from None
     raise WireError(f"unknown kind {str(kind)[:20]!r}")
@@ -142,7 +137,8 @@ def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
 
 def frame(meta: dict[str, Any], arrays: list[np.ndarray] = ()) -> bytes:  # type: ignore[assignment]
     """One message as bytes: the length, the JSON header (with the arrays' layout), the data."""
-    arrays = [np.ascontiguousarray(array) for array in arrays]
+    # ascontiguousarray makes a 0-d array (a loss, a numpy scalar) 1-d: keep every shape as it is
+    arrays = [np.ascontiguousarray(array).reshape(np.shape(array)) for array in arrays]
     header = dict(meta, arrays=[[a.dtype.str, list(a.shape)] for a in arrays])
     text = _dumps(header).encode("utf-8")
     return b"".join([_pack(">I", len(text)), text, *(a.tobytes() for a in arrays)])

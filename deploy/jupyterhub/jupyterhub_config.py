@@ -6,9 +6,12 @@ Start it (as root, so that each learner's server runs as their own system user):
     COURSE_HUB_ADMINS=teacher COURSE_HUB_ADMIN_PASSWORD='a long admin password, 32+ chars' \
     .venv/bin/jupyterhub -f deploy/jupyterhub/jupyterhub_config.py
 
-then hand out `python -m course_lib hub-link --hub http://<machine>:8000 --repo <course git URL>`.
-Everything is in deploy/jupyterhub/README.md: what to install, accounts, limits, HTTPS, and
-moving the same set-up to Zero to JupyterHub. tests/test_hub.py starts the hub with this file
+then hand out `python -m course_lib hub-link --hub http://<machine>:8000 --repo <learners' copy>`,
+the copy that `python -m course_lib hub-publish` makes (lessons and student notebooks, never the
+solution masters: the learners' servers run as local users, who can read every file that is
+readable by all). Everything is in deploy/jupyterhub/README.md: the three folders (instructor's
+checkout 0700, learners' copy, the hub's environment), what to install, accounts, limits, HTTPS,
+and moving the same set-up to Zero to JupyterHub. tests/test_hub.py starts the hub with this file
 (only the spawner is swapped, see there).
 
 Settings, from the environment (nothing secret is written in this file):
@@ -33,6 +36,16 @@ import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821 (JupyterHub provides get_config when it loads this file)
+
+# The learners' servers run as local users: say so at start if the checkout this file is in keeps
+# its solution masters where they can read them (README.md, "One machine": chmod 700).
+try:
+    from course_lib.hub import masters_warning
+
+    if masters_warning(Path(__file__).resolve().parents[2]):
+        print(f"warning: {masters_warning(Path(__file__).resolve().parents[2])}", file=sys.stderr)
+except ImportError:  # an environment without course_lib: nothing to check with
+    pass
 
 state = Path(os.environ.get("COURSE_HUB_STATE", "/srv/jupyterhub"))
 state.mkdir(parents=True, exist_ok=True)

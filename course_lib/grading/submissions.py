@@ -34,6 +34,10 @@ EXERCISES: dict[str, tuple[str, ...]] = {
     "08_masks_heads_and_applications": (
         "causal_mask", "masked_attention_weights", "multi_head_self_attention",
     ),
+    "09_transformer_block": ("layer_norm", "layer_norm_backward", "transformer_block"),
+    "10_tiny_gpt": ("make_inputs_and_targets", "causal_lm_loss"),
+    "11_generation_and_kv_cache": ("next_token_probabilities", "attend_with_cache"),
+    "13_cross_attention": ("cross_attention", "cross_attention_backward"),
 }
 """Each exercise and the functions it grades, in the order of the notebook."""
 

@@ -1,4 +1,4 @@
-"""The verdict, decided in the grader's process from the sandbox's plain results.
+"""The verdict on a submission, decided in the grader's process from the sandbox's plain results.
 
 For each function of the exercise the course's own `Checker` judges the outcomes that came
 back from the sandbox (`Checker.run` with a caller that looks them up), so the comparison with
@@ -16,18 +16,14 @@ from dataclasses import dataclass, field
 
 from course_lib.checks import CHECKS, CheckResult
 from course_lib.checks.calling import ErrorInfo, Outcome
-from course_lib.checks.core import Case
-from course_lib.grading.collect import Submission
-from course_lib.grading.sandbox import Limits, SandboxReport
+from course_lib.checks.cases import Case
+from course_lib.grading.isolation import Limits
+from course_lib.grading.sandbox import SandboxReport
+from course_lib.grading.status import Event, Status, status_line
+from course_lib.grading.submissions import Submission
 from course_lib.release import BEGIN_SOLUTION
 
-__all__ = ["Graded", "judge", "ungraded", "STATUS_KINDS"]
-
-STATUS_KINDS = ("ran", "ran with errors", "timeout", "memory", "crashed", "unreadable")
-"""From least to most severe; a submission's status is its most severe event. "ran": every
-cell ran without an error (with the functions still stubs listed: "ran: softmax is not
-implemented yet"); "ran with errors": it ran, but a cell raised an error or a function is
-missing; the others say why it did not run to the end."""
+__all__ = ["Graded", "grade_report", "ungraded"]
 
 _SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 
@@ -39,9 +35,10 @@ class Graded:
     submission: str
     exercise: str
     results: dict[str, CheckResult]
-    status: str = "ran"  # "ran", or "<kind>: <reason>; <reason>"
+    status: str = "ran"  # the gradebook's text: "ran", or "<kind>: <reason>; <reason>"
     notes: list[str] = field(default_factory=list)
     isolation: str = ""
+    kind: Status = Status.RAN  # the status's kind: its most severe event (status.py)
 
     @property
     def score(self) -> int:
@@ -53,7 +50,8 @@ class Graded:
 
     @property
     def status_kind(self) -> str:
-        return self.status.split(":", 1)[0]
+        """The status's kind in words, as the gradebook's status column starts."""
+        return self.kind.value
 
 
 def ungraded(submission: Submission, problem: str, functions: tuple[str, ...],
@@ -64,22 +62,22 @@ def ungraded(submission: Submission, problem: str, functions: tuple[str, ...],
                           f"not graded: the notebook {problem}.", diagnosis="unreadable")
         for name in functions
     }
-    return Graded(submission.name, submission.exercise, results,
-                  f"unreadable: the notebook {problem}",
-                  isolation=isolation)
+    kind, status = status_line([(Status.UNREADABLE, f"the notebook {problem}")])
+    return Graded(submission.name, submission.exercise, results, status, isolation=isolation,
+                  kind=kind)
 
 
-def judge(submission: Submission, report: SandboxReport, limits: Limits,
-          isolation: str, seed: int | None = None) -> Graded:
+def grade_report(submission: Submission, report: SandboxReport, limits: Limits,
+                 isolation: str, seed: int | None = None) -> Graded:
     """Judge what the sandbox reported for `submission` with the course's checkers."""
-    events: list[tuple[str, str]] = []
+    events: list[Event] = []
     notes: list[str] = []
-    for index, (kind, text) in sorted(report.cells.items()):
-        line = f"{_cell(submission, index)}: {text}"
-        if kind in ("error", "note"):  # a note changes no status (sandbox._cell_error)
+    for index, trouble in sorted(report.cells.items()):
+        line = f"{_cell(submission, index)}: {trouble.text}"
+        if trouble.status is None:  # an error, or a harmless remark: said in the notes
             notes.append(line)
         else:
-            events.append((kind, line))
+            events.append((trouble.status, line))
     top_level = sorted({m for m, function in report.blocked if not function})
     reference = [m for m in top_level if not m.startswith("course_lib.checks")]
     notes += [f"the notebook imports {m}, which is not available when grading (the checks run "
@@ -90,18 +88,19 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
         if result.diagnosis == "missing":
             result = _unrunnable_cell(name, submission, report, result)
             if result.diagnosis == "cell-not-run":
-                event = ("ran with errors", f"{name} is not defined (its cell could not run)")
+                event = (Status.RAN_WITH_ERRORS,
+                         f"{name} is not defined (its cell could not run)")
         blocked = sorted({m for m, function in report.blocked if function == name})
         if blocked and not result.passed:
-            event = ("ran with errors", f"{name} uses {', '.join(blocked)}, which is not "
-                     "available when grading")
+            event = (Status.RAN_WITH_ERRORS, f"{name} uses {', '.join(blocked)}, which is "
+                     "not available when grading")
             result = dataclasses.replace(
                 result, diagnosis="uses-course-code",
                 hint=f"your function uses {', '.join(blocked)}, the course's own code, which is "
                 "not available when your notebook is graded: write the function yourself.",
             )
         elif reference and not result.passed:
-            kind, text = event or ("ran with errors", f"{name} fails")
+            kind, text = event or (Status.RAN_WITH_ERRORS, f"{name} fails")
             event = (kind, f"{text} (the notebook imports {', '.join(reference)}, which is not "
                      "available when grading)")
         results[name] = result
@@ -109,19 +108,21 @@ def judge(submission: Submission, report: SandboxReport, limits: Limits,
             events.append(event)
     events += report.events
     if any(BEGIN_SOLUTION in code for _, code in submission.cells):
-        events.append(("ran", f"the notebook has the master's {BEGIN_SOLUTION} markers: "
+        events.append((Status.RAN, f"the notebook has the master's {BEGIN_SOLUTION} markers: "
                        "a copy of the solutions?"))
-    errors = sum(kind == "error" for kind, _ in report.cells.values())
+    errors = sum(bool(t.raised) and t.status is None for t in report.cells.values())
     if errors and not events:
         many = "s" if errors > 1 else ""
-        events.append(("ran with errors", f"{errors} cell{many} raised an error (see the notes)"))
-    return Graded(submission.name, submission.exercise, results, _status(events), notes,
-                  isolation)
+        events.append((Status.RAN_WITH_ERRORS,
+                       f"{errors} cell{many} raised an error (see the notes)"))
+    kind, status = status_line(events)
+    return Graded(submission.name, submission.exercise, results, status, notes, isolation,
+                  kind)
 
 
 def _judge_function(
     name: str, report: SandboxReport, limits: Limits, seed: int | None = None
-) -> tuple[CheckResult, tuple[str, str] | None]:
+) -> tuple[CheckResult, Event | None]:
     checker = CHECKS[name]
     cases = checker.cases(seed=seed)
     if name in report.missing:
@@ -132,11 +133,11 @@ def _judge_function(
             f"not found: the notebook does not define the function `{name}`{what}.",
             hint=f"define it with `def {name}(...):` in the notebook, with exactly this name.",
             diagnosis="missing",
-        ), ("ran with errors", f"{name} is not defined")
+        ), (Status.RAN_WITH_ERRORS, f"{name} is not defined")
     if name in report.not_reached:
         reason = report.not_reached[name]
         return CheckResult(name, False, 0, len(cases), f"not graded: {reason}.",
-                           diagnosis="not-graded"), ("timeout", reason)
+                           diagnosis="not-graded"), (Status.TIMEOUT, reason)
     outcomes = report.outcomes.get(name, {})
     positions = {id(case): i for i, case in enumerate(cases)}
 
@@ -157,15 +158,15 @@ def _unrunnable_cell(name: str, submission: Submission, report: SandboxReport,
     cell, not the function's name."""
     defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", re.MULTILINE)
     for index, code in submission.cells:
-        kind, text = report.cells.get(index, ("", ""))
-        if not kind or not defines.search(code):
+        trouble = report.cells.get(index)
+        if trouble is None or not defines.search(code):
             continue
-        cell = _cell(submission, index)
-        error = text.removeprefix("raised ").split(":", 1)[0]
-        if kind == "error" and error in _SYNTAX_ERRORS:
+        cell, error = _cell(submission, index), trouble.raised
+        raised = trouble.status is None and bool(error)
+        if raised and error in _SYNTAX_ERRORS:
             hint = (f"fix the {error} in {cell} (at the line given), run the cell again, then "
                     "its check.")
-        elif kind == "error":
+        elif raised:
             hint = (f"{cell} raised {error} before `def {name}` ran: fix it, or put the `def` in "
                     "a cell of its own; run the cell again, then its check.")
         else:
@@ -173,7 +174,7 @@ def _unrunnable_cell(name: str, submission: Submission, report: SandboxReport,
                     "cell of its own, and what runs long (or ends the process) in another.")
         return dataclasses.replace(
             result, summary=f"not run: {cell}, which defines `{name}`, could not run: it "
-            f"{text}.", hint=hint, diagnosis="cell-not-run",
+            f"{trouble.text}.", hint=hint, diagnosis="cell-not-run",
         )
     return result
 
@@ -190,23 +191,16 @@ def _cell(submission: Submission, index: int) -> str:
 
 
 def _function_event(name: str, outcomes: Iterable[Outcome], result: CheckResult,
-                    limits: Limits) -> tuple[str, str] | None:
+                    limits: Limits) -> Event | None:
     if result.diagnosis == "not-implemented":  # the released stub: an untouched notebook
-        return "ran", f"{name} is not implemented yet"
+        return Status.RAN, f"{name} is not implemented yet"
     if result.diagnosis == "timeout":
-        return "timeout", f"{name} did not finish a case in {limits.case_timeout:g} s"
+        return Status.TIMEOUT, f"{name} did not finish a case in {limits.case_timeout:g} s"
     errors = [outcome.error.type for outcome in outcomes if outcome.error is not None]
     if "MemoryError" in errors:
-        return "memory", f"{name} ran out of memory (limit {limits.memory_mb} MB)"
+        return Status.MEMORY, f"{name} ran out of memory (limit {limits.memory_mb} MB)"
     if "ProcessEnded" in errors:
-        return "crashed", f"{name} ended the process"
+        return Status.CRASHED, f"{name} ended the process"
     if "SystemExit" in errors or "ProcessExit" in errors:
-        return "crashed", f"{name} tried to end the process (sys.exit or os._exit)"
+        return Status.CRASHED, f"{name} tried to end the process (sys.exit or os._exit)"
     return None
-
-
-def _status(events: list[tuple[str, str]]) -> str:
-    if not events:
-        return "ran"
-    kind = max((kind for kind, _ in events), key=STATUS_KINDS.index)
-    return f"{kind}: " + "; ".join(text for _, text in events)
