@@ -59,6 +59,8 @@ __all__ = [
     "attention_loops",
     "blockwise_attention",
     "sinusoidal_positions",
+    "split_heads",
+    "merge_heads",
     "multi_head_self_attention",
     "softmax_backward",
     "self_attention_backward",
@@ -312,6 +314,20 @@ def sinusoidal_positions(n: int, d_model: int) -> np.ndarray:
     return PE
 
 
+def split_heads(M: np.ndarray, n_heads: int) -> np.ndarray:
+    """(..., n, d_model) -> (..., n_heads, n, d_head), d_head = d_model / n_heads: head h gets
+    the columns h·d_head .. (h+1)·d_head − 1 (a reshape, then the head axis moved forward)."""
+    d_head = M.shape[-1] // n_heads
+    return np.swapaxes(M.reshape(*M.shape[:-1], n_heads, d_head), -2, -3)
+
+
+def merge_heads(M: np.ndarray) -> np.ndarray:
+    """(..., n_heads, n, d_head) -> (..., n, n_heads · d_head): the heads side by side, in head
+    order (the inverse of `split_heads`)."""
+    n_heads, n, d_head = M.shape[-3:]
+    return np.swapaxes(M, -2, -3).reshape(*M.shape[:-3], n, n_heads * d_head)
+
+
 def multi_head_self_attention(
     X: np.ndarray,
     W_Q: np.ndarray,
@@ -334,18 +350,12 @@ def multi_head_self_attention(
     """
     X, W_Q, W_K, W_V, dtype = check_projections(X, W_Q, W_K, W_V)
     n_heads, W_O = check_heads(X.shape[-1], n_heads, W_Q, W_K, W_V, W_O)
-    n, d_model = X.shape[-2:]
-    d_head = d_model // n_heads
-
-    def split(M: np.ndarray) -> np.ndarray:  # (..., n, d_model) -> (..., n_heads, n, d_head)
-        return np.swapaxes(M.reshape(*M.shape[:-1], n_heads, d_head), -2, -3)
-
     if mask is not None and np.ndim(mask) > 2:
         mask = np.expand_dims(mask, -3)  # (..., n, n) -> (..., 1, n, n): the same for every head
-    Q, K, V = split(X @ W_Q), split(X @ W_K), split(X @ W_V)  # (..., n_heads, n, d_head) each
+    Q, K, V = (split_heads(X @ W, n_heads) for W in (W_Q, W_K, W_V))  # (..., n_heads, n, d_head)
     weights = attention_weights(Q, K, mask)  # (..., n_heads, n, n)
     heads = weights @ V  # (..., n_heads, n, d_head)
-    concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, d_model)  # (..., n, d_model)
+    concat = merge_heads(heads)  # (..., n, d_model)
     O = concat @ W_O.astype(concat.dtype, copy=False)  # (..., n, d_model)
     return O.astype(dtype, copy=False), weights.astype(dtype, copy=False)
 

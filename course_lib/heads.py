@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from course_lib.attention import attention_weights, causal_mask
+from course_lib.attention import attention_weights, causal_mask, merge_heads, split_heads
 from course_lib.gpt import GPTConfig, block_params
 from course_lib.shapes import check_count, check_tokens
 from course_lib.transformer import feed_forward, layer_norm, rope
@@ -129,13 +129,8 @@ def _heads(X: np.ndarray, p: Mapping[str, np.ndarray], n_heads: int,
            use_rope: bool) -> np.ndarray:
     """The heads' outputs o = α V of causal multi-head attention on X (..., T, d_model), before
     W_O: (..., n_heads, T, d_head). Head h uses the columns h·d_head .. (h+1)·d_head − 1."""
-    T, d_model = X.shape[-2:]
-    d_head = d_model // n_heads
-
-    def split(M: np.ndarray) -> np.ndarray:  # (..., T, d_model) -> (..., n_heads, T, d_head)
-        return np.swapaxes(M.reshape(*M.shape[:-1], n_heads, d_head), -2, -3)
-
-    Q, K, V = split(X @ p["W_Q"]), split(X @ p["W_K"]), split(X @ p["W_V"])
+    T = X.shape[-2]
+    Q, K, V = (split_heads(X @ p[W], n_heads) for W in ("W_Q", "W_K", "W_V"))  # (.., H, T, d_head)
     if use_rope:
         Q, K = rope(Q), rope(K)  # positions 0 .. T − 1
     alpha = attention_weights(Q, K, causal_mask(T))  # (..., n_heads, T, T)
@@ -160,7 +155,7 @@ def _forward(params: Params, config: GPTConfig, tokens: np.ndarray,
         for (l, h), value in replace.items():
             if l == layer:
                 changed[..., h, :, :] = value
-        concat = np.swapaxes(changed, -2, -3).reshape(X.shape)  # heads side by side, (.., T, d)
+        concat = merge_heads(changed)  # heads side by side, (..., T, d_model)
         H = X + concat @ p["W_O"]  # H = X + MHA(LN_1(X))
         X = H + feed_forward(layer_norm(H, p["ln2_gamma"], p["ln2_beta"]),
                              p["W_1"], p["b_1"], p["W_2"], p["b_2"])  # Y = H + FFN(LN_2(H))

@@ -69,6 +69,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "CHECKPOINT",
+    "save_npz",
+    "load_npz",
+    "params_in",
 ]
 
 Params = dict[str, np.ndarray]
@@ -558,44 +561,66 @@ _METADATA = "metadata"
 _FORMAT = 1
 
 
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+             metadata: Mapping[str, Any]) -> Path:
+    """Write one compressed .npz (no pickle) that `load_npz` reads: the arrays, and the
+    metadata as a JSON string "metadata" that also holds the format's number. The course's
+    checkpoints and results files are all this. Returns the path."""
+    path = Path(path)
+    text = json.dumps({"format": _FORMAT, **metadata}, ensure_ascii=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        np.savez_compressed(file, **arrays, **{_METADATA: np.array(text)})
+    return path
+
+
+def load_npz(path: str | os.PathLike | None, shipped: str, kind: str | None = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, metadata) of a file `save_npz` wrote; path None: the file `shipped` (a path
+    inside the package, e.g. "results/gpt_char.npz"). Raises ValueError when the file is not of
+    this format, or its metadata's "kind" is not `kind`."""
+    if path is None:
+        from importlib import resources
+
+        with resources.as_file(resources.files("course_lib").joinpath(shipped)) as file:
+            return load_npz(file, shipped, kind)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != _METADATA}
+        metadata = json.loads(str(data[_METADATA]))
+    if metadata.get("format") != _FORMAT or metadata.get("kind") != kind:
+        what = f"{kind} file" if kind else "checkpoint"
+        raise ValueError(f"{path}: not a course {what} of format {_FORMAT}.")
+    return arrays, metadata
+
+
+def params_in(arrays: Mapping[str, np.ndarray]) -> Params:
+    """The parameters among a checkpoint's arrays (stored as "params/<name>")."""
+    return {name[len(_PARAMS):]: value for name, value in arrays.items()
+            if name.startswith(_PARAMS)}
+
+
 def save_checkpoint(path: str | os.PathLike, params: Mapping[str, np.ndarray],
                     config: GPTConfig, history: LMHistory, provenance: Mapping[str, Any], *,
                     tokenizer: CharTokenizer) -> Path:
-    """Write a checkpoint: one compressed .npz (no pickle) that `load_checkpoint` reads.
+    """Write a checkpoint (`save_npz`) that `load_checkpoint` reads.
 
     Arrays: "params/<name>" for each parameter (its own dtype), "loss" and "lr" (float32, one
     per step); "metadata": a JSON string with "config" (the GPTConfig's fields), "tokenizer"
     (its characters), "history" (`LMHistory.to_json`) and "provenance". Returns the path.
     """
-    path = Path(path)
-    metadata = {"format": _FORMAT, "config": dataclasses.asdict(config),
-                "tokenizer": tokenizer.chars, "history": history.to_json(),
-                "provenance": dict(provenance)}
     arrays = {_PARAMS + name: np.asarray(value) for name, value in params.items()}
-    arrays |= {"loss": history.loss.astype(np.float32), "lr": history.lr.astype(np.float32),
-               _METADATA: np.array(json.dumps(metadata, ensure_ascii=True))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        np.savez_compressed(file, **arrays)
-    return path
+    arrays |= {"loss": history.loss.astype(np.float32), "lr": history.lr.astype(np.float32)}
+    return save_npz(path, arrays, {"config": dataclasses.asdict(config),
+                                   "tokenizer": tokenizer.chars, "history": history.to_json(),
+                                   "provenance": dict(provenance)})
 
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     """A checkpoint written by `save_checkpoint`; default: the one shipped with the package,
     made by `python -m course_lib train gpt` (its command in `.provenance["command"]`)."""
-    if path is None:
-        from importlib import resources
-
-        with resources.as_file(resources.files("course_lib").joinpath(CHECKPOINT)) as shipped:
-            return load_checkpoint(shipped)
     from course_lib.gpt import GPTConfig
 
-    with np.load(path, allow_pickle=False) as data:
-        metadata = json.loads(str(data[_METADATA]))
-        if metadata.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a course checkpoint of format {_FORMAT}.")
-        params = {key[len(_PARAMS):]: data[key] for key in data.files
-                  if key.startswith(_PARAMS)}
-        history = LMHistory.from_json(metadata["history"], data["loss"], data["lr"])
-    return Checkpoint(params, GPTConfig(**metadata["config"]),
+    arrays, metadata = load_npz(path, CHECKPOINT)
+    history = LMHistory.from_json(metadata["history"], arrays["loss"], arrays["lr"])
+    return Checkpoint(params_in(arrays), GPTConfig(**metadata["config"]),
                       CharTokenizer(metadata["tokenizer"]), history, metadata["provenance"])

@@ -31,7 +31,6 @@ data (`translation_task`), `training` and `lm_training`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -43,7 +42,15 @@ from typing import Any, TextIO
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from course_lib.lm_training import Evaluation, LMHistory, ProgressLine, learning_rate
+from course_lib.lm_training import (
+    Evaluation,
+    LMHistory,
+    ProgressLine,
+    learning_rate,
+    load_npz,
+    params_in,
+    save_npz,
+)
 from course_lib.seq2seq import (
     GRUSeq2SeqConfig,
     Seq2SeqConfig,
@@ -486,58 +493,42 @@ class Seq2SeqCheckpoint:
                           self.snapshots, self.outputs, self.alignment_by_position, self.chance)
 
 
-_PARAMS = "params/"
-_FORMAT = 1
 
 
 def save_seq2seq_checkpoint(path: str | os.PathLike, run: Seq2SeqRun, config: Seq2SeqConfig,
                             provenance: Mapping[str, Any]) -> Path:
-    """Write a checkpoint: one compressed .npz (no pickle) that `load_seq2seq_checkpoint`
-    reads: "params/<name>", "loss", "lr", "snapshots", "alignment_by_position" and "metadata"
+    """Write a checkpoint (`lm_training.save_npz`) that `load_seq2seq_checkpoint` reads:
+    "params/<name>", "loss", "lr", "snapshots", "alignment_by_position" and "metadata"
     (a JSON string: config, history, evaluations, the example's date and article, outputs,
     chance, provenance). Returns the path."""
-    path = Path(path)
-    article = run.example.source[0] == "the"
-    metadata = {"format": _FORMAT, "kind": "seq2seq", "config": dataclasses.asdict(config),
-                "history": run.history.to_json(),
-                "evaluations": [dataclasses.asdict(e) for e in run.evaluations],
-                "example": {"date": run.example.date.isoformat(), "article": article},
-                "outputs": run.outputs, "chance": run.chance, "provenance": dict(provenance)}
-    arrays = {_PARAMS + name: np.asarray(value) for name, value in run.params.items()}
+    arrays = {"params/" + name: np.asarray(value) for name, value in run.params.items()}
     arrays |= {"loss": run.history.loss.astype(np.float32),
                "lr": run.history.lr.astype(np.float32),
                "snapshots": run.snapshots.astype(np.float32),
-               "alignment_by_position": run.alignment_by_position.astype(np.float32),
-               "metadata": np.array(json.dumps(metadata, ensure_ascii=True))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        np.savez_compressed(file, **arrays)
-    return path
+               "alignment_by_position": run.alignment_by_position.astype(np.float32)}
+    article = run.example.source[0] == "the"
+    return save_npz(path, arrays, {
+        "kind": "seq2seq", "config": dataclasses.asdict(config),
+        "history": run.history.to_json(),
+        "evaluations": [dataclasses.asdict(e) for e in run.evaluations],
+        "example": {"date": run.example.date.isoformat(), "article": article},
+        "outputs": run.outputs, "chance": run.chance, "provenance": dict(provenance)})
 
 
 def load_seq2seq_checkpoint(path: str | os.PathLike | None = None) -> Seq2SeqCheckpoint:
     """A checkpoint written by `save_seq2seq_checkpoint`; default: the one shipped with the
     package, made by `python -m course_lib train seq2seq` (its command in
     `.provenance["command"]`)."""
-    if path is None:
-        from importlib import resources
-
-        with resources.as_file(resources.files("course_lib").joinpath(CHECKPOINT)) as shipped:
-            return load_seq2seq_checkpoint(shipped)
     import datetime
 
-    with np.load(path, allow_pickle=False) as data:
-        metadata = json.loads(str(data["metadata"]))
-        if metadata.get("format") != _FORMAT or metadata.get("kind") != "seq2seq":
-            raise ValueError(f"{path}: not a course seq2seq checkpoint of format {_FORMAT}.")
-        params = {key[len(_PARAMS):]: data[key] for key in data.files if key.startswith(_PARAMS)}
-        history = LMHistory.from_json(metadata["history"], data["loss"], data["lr"])
-        snapshots, by_position = data["snapshots"], data["alignment_by_position"]
+    arrays, metadata = load_npz(path, CHECKPOINT, kind="seq2seq")
+    history = LMHistory.from_json(metadata["history"], arrays["loss"], arrays["lr"])
     example = render(datetime.date.fromisoformat(metadata["example"]["date"]),
                      metadata["example"]["article"])
-    return Seq2SeqCheckpoint(params, Seq2SeqConfig(**metadata["config"]), history,
+    return Seq2SeqCheckpoint(params_in(arrays), Seq2SeqConfig(**metadata["config"]), history,
                              [Seq2SeqEvaluation(**e) for e in metadata["evaluations"]], example,
-                             snapshots, metadata["outputs"], by_position, metadata["chance"],
+                             arrays["snapshots"], metadata["outputs"],
+                             arrays["alignment_by_position"], metadata["chance"],
                              metadata["provenance"])
 
 
@@ -620,27 +611,14 @@ def rnn_comparison(settings: Seq2SeqSettings, *, seeds: int = 3, d_h: int = 64,
 
 def save_rnn_comparison(path: str | os.PathLike, results: Mapping[str, Any],
                         provenance: Mapping[str, Any]) -> Path:
-    """Write `rnn_comparison`'s results and how they were made: one .npz (no pickle) with a
-    JSON string "metadata" {"format", "kind": "seq2seq-rnn", "results", "provenance"}."""
-    path = Path(path)
-    metadata = {"format": _FORMAT, "kind": "seq2seq-rnn", "results": dict(results),
-                "provenance": dict(provenance)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        np.savez_compressed(file, metadata=np.array(json.dumps(metadata, ensure_ascii=True)))
-    return path
+    """Write `rnn_comparison`'s results and how they were made (`lm_training.save_npz`, no
+    arrays): metadata {"kind": "seq2seq-rnn", "results", "provenance"}."""
+    return save_npz(path, {}, {"kind": "seq2seq-rnn", "results": dict(results),
+                               "provenance": dict(provenance)})
 
 
 def load_rnn_comparison(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """{"results": ..., "provenance": ...} as `save_rnn_comparison` wrote them; default: the
     shipped `course_lib/results/seq2seq_rnn.npz`."""
-    if path is None:
-        from importlib import resources
-
-        with resources.as_file(resources.files("course_lib").joinpath(RNN_RESULTS)) as shipped:
-            return load_rnn_comparison(shipped)
-    with np.load(path, allow_pickle=False) as data:
-        metadata = json.loads(str(data["metadata"]))
-    if metadata.get("kind") != "seq2seq-rnn":
-        raise ValueError(f"{path}: not the course's RNN comparison.")
+    _, metadata = load_npz(path, RNN_RESULTS, kind="seq2seq-rnn")
     return {"results": metadata["results"], "provenance": metadata["provenance"]}

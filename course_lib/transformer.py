@@ -47,7 +47,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from course_lib.attention import attention_weights, causal_mask, softmax_backward
+from course_lib.attention import (
+    attention_weights,
+    causal_mask,
+    merge_heads,
+    softmax_backward,
+    split_heads,
+)
 from course_lib.shapes import (
     BLOCK_PARAM_NAMES,
     as_float_array,
@@ -377,9 +383,9 @@ def causal_self_attention_with_cache(
     n, d_model = X.shape[-2:]
     n_heads, W_O = check_heads(d_model, n_heads, W_Q, W_K, W_V, W_O)
     start = 0 if past is None else past[0].shape[-2]
-    Q = _split_heads(X @ W_Q, n_heads)  # (..., n_heads, n, d_head)
-    K = _split_heads(X @ W_K, n_heads)  # (..., n_heads, n, d_head)
-    V = _split_heads(X @ W_V, n_heads)  # (..., n_heads, n, d_head)
+    Q = split_heads(X @ W_Q, n_heads)  # (..., n_heads, n, d_head)
+    K = split_heads(X @ W_K, n_heads)  # (..., n_heads, n, d_head)
+    V = split_heads(X @ W_V, n_heads)  # (..., n_heads, n, d_head)
     if rope:
         positions = np.arange(start, start + n)
         Q, K = _rope_heads(Q, positions), _rope_heads(K, positions)  # (..., n_heads, n, d_head)
@@ -389,7 +395,7 @@ def causal_self_attention_with_cache(
     mask = _head_mask(causal_mask(n, past=start) if causal else None,  # row i (position
                       mask)  # start + i) sees j <= start + i; & the given mask, for every head
     weights = attention_weights(Q, K, mask)  # α, (..., n_heads, n, start + n)
-    concat = _merge_heads(weights @ V)  # (..., n, d_model)
+    concat = merge_heads(weights @ V)  # (..., n, d_model)
     O = concat @ W_O.astype(concat.dtype, copy=False)  # (..., n, d_model)
     cache = AttentionCache(X, Q, K, V, weights, concat, rope, start)
     return O.astype(dtype, copy=False), cache
@@ -439,7 +445,7 @@ def causal_self_attention_backward_cached(
     if cache.rope:
         positions = np.arange(X.shape[-2])
         dQ, dK = _rope_heads(dQ, positions, True), _rope_heads(dK, positions, True)
-    dQ, dK, dV = _merge_heads(dQ), _merge_heads(dK), _merge_heads(dV)  # (..., n, d_model) each
+    dQ, dK, dV = merge_heads(dQ), merge_heads(dK), merge_heads(dV)  # (..., n, d_model) each
     dX = dQ @ W_Q.T + dK @ W_K.T + dV @ W_V.T  # the three paths into X, (..., n, d_model)
     dW_Q, dW_K, dW_V = (sum_over_batch(X, dM) for dM in (dQ, dK, dV))  # Σ Xᵀ dM
     return dX.astype(X.dtype, copy=False), dW_Q, dW_K, dW_V, dW_O
@@ -462,7 +468,7 @@ def _heads_backward(
     """
     n_heads = Q.shape[-3]
     dW_O = sum_over_batch(concat, dO)  # Σ concatᵀ dO, (d_model, d_model)
-    d_heads = _split_heads(dO @ W_O.T.astype(dO.dtype), n_heads)  # (..., n_heads, n_q, d_head)
+    d_heads = split_heads(dO @ W_O.T.astype(dO.dtype), n_heads)  # (..., n_heads, n_q, d_head)
     dV = np.swapaxes(weights, -1, -2) @ d_heads  # αᵀ d head, (..., n_heads, n_k, d_head)
     d_weights = d_heads @ np.swapaxes(V, -1, -2)  # d head Vᵀ, (..., n_heads, n_q, n_k)
     d_scores = softmax_backward(weights, d_weights)  # dÃ, (..., n_heads, n_q, n_k)
@@ -485,23 +491,10 @@ def _head_mask(causal: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray
     return mask if causal is None else causal & mask
 
 
-def _split_heads(M: np.ndarray, n_heads: int) -> np.ndarray:
-    """(..., n, d_model) -> (..., n_heads, n, d_head): head h gets the columns
-    h·d_head .. (h+1)·d_head − 1."""
-    d_head = M.shape[-1] // n_heads
-    return np.swapaxes(M.reshape(*M.shape[:-1], n_heads, d_head), -2, -3)
-
-
 def _rope_heads(M: np.ndarray, positions: np.ndarray, inverse: bool = False) -> np.ndarray:
     """`rope` (or `rope_backward`) on every head of M (..., n_heads, n, d_head). (In the callers,
     the flag `rope` hides the function of that name.)"""
     return rope_backward(M, positions) if inverse else rope(M, positions)
-
-
-def _merge_heads(M: np.ndarray) -> np.ndarray:
-    """(..., n_heads, n, d_head) -> (..., n, d_model): the heads side by side, in head order."""
-    n_heads, n, d_head = M.shape[-3:]
-    return np.swapaxes(M, -2, -3).reshape(*M.shape[:-3], n, n_heads * d_head)
 
 
 # --- the block -------------------------------------------------------------------------------
@@ -688,11 +681,11 @@ def multi_head_cross_attention_with_cache(
     """`multi_head_cross_attention`, also returning its `CrossAttentionCache`."""
     X_q, X_kv, W_Q, W_K, W_V, dtype = check_cross(X_q, X_kv, W_Q, W_K, W_V)
     n_heads, W_O = check_heads(X_q.shape[-1], n_heads, W_Q, W_K, W_V, W_O)
-    Q = _split_heads(X_q @ W_Q, n_heads)  # (..., n_heads, n_q, d_head)
-    K = _split_heads(X_kv @ W_K, n_heads)  # (..., n_heads, n_k, d_head)
-    V = _split_heads(X_kv @ W_V, n_heads)  # (..., n_heads, n_k, d_head)
+    Q = split_heads(X_q @ W_Q, n_heads)  # (..., n_heads, n_q, d_head)
+    K = split_heads(X_kv @ W_K, n_heads)  # (..., n_heads, n_k, d_head)
+    V = split_heads(X_kv @ W_V, n_heads)  # (..., n_heads, n_k, d_head)
     weights = attention_weights(Q, K, _head_mask(None, mask))  # α, (..., n_heads, n_q, n_k)
-    concat = _merge_heads(weights @ V)  # (..., n_q, d_model)
+    concat = merge_heads(weights @ V)  # (..., n_q, d_model)
     O = concat @ W_O.astype(concat.dtype, copy=False)  # (..., n_q, d_model)
     return O.astype(dtype, copy=False), CrossAttentionCache(X_q, X_kv, Q, K, V, weights, concat)
 
@@ -733,7 +726,7 @@ def multi_head_cross_attention_backward_cached(
     dO = dO.astype(X_q.dtype, copy=False)
     dQ, dK, dV, dW_O = _heads_backward(cache.Q, cache.K, cache.V, cache.weights, cache.concat,
                                        W_O, dO)
-    dQ, dK, dV = _merge_heads(dQ), _merge_heads(dK), _merge_heads(dV)  # (..., n_q | n_k, d_model)
+    dQ, dK, dV = merge_heads(dQ), merge_heads(dK), merge_heads(dV)  # (..., n_q | n_k, d_model)
     dX_q = dQ @ W_Q.T  # (..., n_q, d_model)
     dX_kv = dK @ W_K.T + dV @ W_V.T  # the two paths into X_kv, (..., n_k, d_model)
     X_kv_all = np.broadcast_to(X_kv, (*dK.shape[:-1], X_kv.shape[-1]))

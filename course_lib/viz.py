@@ -718,8 +718,6 @@ def gradient_vs_distance(
     return fig
 
 
-
-
 def heatmap_panels(
     matrices: Sequence[np.ndarray],
     titles: Sequence[str],
@@ -792,8 +790,6 @@ def labelled_scatter(
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     return ax.figure
-
-
 
 
 def median_band_plot(

@@ -16,6 +16,7 @@ from course_lib.attention import (
     attention_weights,
     blockwise_attention,
     causal_mask,
+    merge_heads,
     multi_head_self_attention,
     padding_mask,
     project_qkv,
@@ -23,6 +24,7 @@ from course_lib.attention import (
     self_attention,
     sinusoidal_positions,
     softmax,
+    split_heads,
     weighted_sum,
 )
 
@@ -467,3 +469,12 @@ def test_padding_mask_refuses_what_is_not_a_boolean_batch() -> None:
         padding_mask(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"boolean array of shape \(B, n_k\)"):
         padding_mask(np.ones(3, dtype=bool))
+
+
+def test_split_heads_gives_each_head_its_block_of_columns_and_merge_heads_undoes_it() -> None:
+    M = np.arange(2 * 3 * 6.0).reshape(2, 3, 6)  # a batch of 2, n = 3, d_model = 6
+    heads = split_heads(M, 3)  # (2, 3 heads, 3, d_head = 2)
+    assert heads.shape == (2, 3, 3, 2)
+    for h in range(3):
+        np.testing.assert_array_equal(heads[:, h], M[..., 2 * h:2 * h + 2])
+    np.testing.assert_array_equal(merge_heads(heads), M)
