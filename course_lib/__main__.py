@@ -159,6 +159,13 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def _cmd_hub_link(args: argparse.Namespace) -> int:
     from course_lib.hub import hub_link, repo_warning
 
@@ -308,7 +315,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        d_model=args.d_model, n_heads=args.n_heads, n_layers=args.n_layers,
                        positions=args.positions)
     given = {name: getattr(args, name) for name in ("steps", "seed", "batch_size", "lr",
-                                                    "bigram_steps")}
+                                                    "bigram_steps", "repeat_fraction")}
     settings = replace(lm_training.TrainSettings(),
                        **{name: value for name, value in given.items() if value is not None})
     settings = replace(settings, eval_every=min(settings.eval_every, settings.steps),
@@ -627,6 +634,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive(float), help="peak learning rate of Adam")
     train.add_argument("--bigram-steps", type=_positive(int),
                        help="training steps of the bigram")
+    train.add_argument("--repeat-fraction", type=_fraction, metavar="P",
+                       help="gpt: the share of training windows that carry a passage of the text "
+                       "written twice, where copying from the context pays (default: 0; lesson "
+                       "12's second model, course_lib/results/gpt_char_repeats.npz: 1)")
     train.add_argument("--n-decoder-layers", type=_positive(int),
                        help="seq2seq: decoder blocks (default: --n-layers; then --n-layers counts "
                        "the encoder's)")

@@ -25,6 +25,9 @@ their names (465,126 characters, 103 distinct ones), gzip-compressed in
   corpus, text the model never trains on, not characters scattered through its training text);
 - `sample_batch(tokens, batch_size, n_ctx, rng)`: random windows of n_ctx tokens and the same
   windows shifted by one, the targets of next-token prediction;
+- `sample_batch_with_repeats(tokens, batch_size, n_ctx, rng, fraction)`: the same windows, a
+  `fraction` of them carrying a passage of the text written twice in a row, so that copying
+  from the context pays (lesson 12's second model, which forms an induction head);
 - `load_corpus()`: all of it at once (tokenizer, train and held-out tokens, digest).
 
 Imports numpy and the standard library only.
@@ -59,6 +62,7 @@ __all__ = [
     "CharTokenizer",
     "split",
     "sample_batch",
+    "sample_batch_with_repeats",
     "Corpus",
     "load_corpus",
 ]
@@ -189,6 +193,41 @@ def sample_batch(tokens: np.ndarray, batch_size: int, n_ctx: int,
     windows = starts[:, None] + np.arange(n_ctx + 1)  # (B, T + 1)
     chunk = tokens[windows].astype(np.int64)  # (B, T + 1)
     return chunk[:, :-1], chunk[:, 1:]
+
+
+def sample_batch_with_repeats(tokens: np.ndarray, batch_size: int, n_ctx: int,
+                              rng: np.random.Generator,
+                              fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """`sample_batch`'s windows, where each window, with probability `fraction`, carries a
+    passage of the text written twice in a row: (inputs (B, T), targets (B, T)), int64.
+
+    Each of the B windows of T + 1 tokens (inputs and targets together) is drawn as in
+    `sample_batch`. Then, with probability `fraction`, a passage p of m tokens is cut from
+    another random place of `tokens` (m uniform in 8 .. ⌊(T + 1) / 2⌋) and written over the
+    window at a random start s, twice: window[s : s + m] = window[s + m : s + 2m] = p. Within
+    the second copy the next token is the one that followed the same token in the first: a
+    model that looks back and copies predicts it. The passage's length and place vary, so a
+    head that always looks a fixed distance back does not do it.
+
+    Raises ValueError when fraction is not in [0, 1], or is above 0 with T + 1 < 16 (no room
+    for two passages of 8). Consumes `rng` as `sample_batch` does, then more.
+    """
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1]; got {fraction}.")
+    inputs, targets = sample_batch(tokens, batch_size, n_ctx, rng)  # (B, T) each
+    longest = (n_ctx + 1) // 2  # two copies fit in the T + 1 tokens
+    if fraction > 0 and longest < 8:
+        raise ValueError(f"n_ctx = {n_ctx} leaves no room for a passage of 8 tokens written "
+                         "twice; use n_ctx >= 15.")
+    tokens = np.asarray(tokens)
+    window = np.concatenate([inputs, targets[:, -1:]], axis=1)  # (B, T + 1)
+    for row in np.flatnonzero(rng.random(len(window)) < fraction):
+        m = int(rng.integers(8, longest + 1))  # the passage's length
+        s = int(rng.integers(0, n_ctx + 2 - 2 * m))  # where its first copy starts
+        source = int(rng.integers(0, len(tokens) - m + 1))
+        passage = tokens[source:source + m]
+        window[row, s:s + m] = window[row, s + m:s + 2 * m] = passage  # p, then p again
+    return window[:, :-1], window[:, 1:]
 
 
 @dataclass(frozen=True)

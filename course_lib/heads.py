@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from course_lib.attention import attention_weights, causal_mask, merge_heads, split_heads
-from course_lib.gpt import GPTConfig, block_params
+from course_lib.gpt import GPTConfig, block_params, gpt_attention_weights
 from course_lib.shapes import check_count, check_tokens
 from course_lib.transformer import feed_forward, layer_norm, rope
 
@@ -46,6 +46,7 @@ __all__ = [
     "previous_token_scores",
     "previous_token_chance",
     "repeated_random_tokens",
+    "repeated_passages",
     "induction_scores",
     "induction_chance",
     "head_outputs",
@@ -54,6 +55,8 @@ __all__ = [
     "AblationResult",
     "ablation_losses",
     "repeated_sequence_losses",
+    "InductionSummary",
+    "induction_summary",
 ]
 
 Params = Mapping[str, np.ndarray]
@@ -97,6 +100,22 @@ def repeated_random_tokens(vocab_size: int, length: int, batch_size: int,
         raise ValueError(f"low must be in 0 .. vocab_size − 1; got {low}.")
     r = rng.integers(low, vocab_size, size=(check_count(batch_size, "batch_size"), length))
     return np.concatenate([r, r], axis=1).astype(np.int64)  # (B, 2L)
+
+
+def repeated_passages(tokens: np.ndarray, length: int, batch_size: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Sequences [p, p]: a passage p of `length` consecutive tokens of a text (`tokens`, 1-D),
+    at a start drawn uniformly, then the same passage again. Shape (batch_size, 2 · length),
+    int64. Real text where `repeated_random_tokens` has random characters: the model knows its
+    spelling, so only the second copy's gain over the first shows copying."""
+    tokens = np.asarray(tokens)
+    length = check_count(length, "length")
+    if tokens.ndim != 1 or len(tokens) < length:
+        raise ValueError(f"tokens must be one sequence of at least length = {length} tokens; "
+                         f"got shape {tokens.shape}.")
+    starts = rng.integers(0, len(tokens) - length + 1, size=check_count(batch_size, "batch_size"))
+    p = tokens[starts[:, None] + np.arange(length)]  # (B, L)
+    return np.concatenate([p, p], axis=1).astype(np.int64)  # (B, 2L)
 
 
 def induction_scores(weights: Sequence[np.ndarray], length: int) -> np.ndarray:
@@ -275,18 +294,62 @@ def ablation_losses(params: Params, config: GPTConfig, inputs: np.ndarray, targe
     return AblationResult(full, ablated, mode)
 
 
-def repeated_sequence_losses(params: Params, config: GPTConfig,
-                             sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def repeated_sequence_losses(params: Params, config: GPTConfig, sequences: np.ndarray,
+                             ablate: Sequence[Head] = (), *,
+                             mode: Literal["zero", "mean"] = "zero"
+                             ) -> tuple[np.ndarray, np.ndarray]:
     """The loss of predicting each copy of [r, r] (sequences (B, 2L) from
-    `repeated_random_tokens`, 2L <= n_ctx + 1): (first, second), each (B,), the mean cross-entropy
-    of the tokens 1 .. L − 1 of the first copy and of the tokens 1 .. L − 1 of the second copy.
-    A model that copies from its context (what induction heads do) predicts the second copy far
-    better than the first; a model that does not, about as badly."""
+    `repeated_random_tokens` or `repeated_passages`, 2L <= n_ctx + 1): (first, second), each
+    (B,), the mean cross-entropy of the tokens 1 .. L − 1 of the first copy and of the tokens
+    1 .. L − 1 of the second copy. A model that copies from its context (what induction heads
+    do) predicts the second copy far better than the first; a model that does not, about as
+    badly. ablate, mode: the model with those heads removed (`gpt_forward_ablated`; "mean":
+    each head's mean output over these sequences)."""
     sequences = np.asarray(sequences)
     L = sequences.shape[-1] // 2
     if sequences.ndim != 2 or sequences.shape[-1] != 2 * L or L < 2:
         raise ValueError(f"sequences must be (B, 2L) with L >= 2; got {sequences.shape}.")
-    logits = gpt_forward_ablated(params, config, sequences[:, :-1])  # (B, 2L − 1, vocab)
+    logits = gpt_forward_ablated(params, config, sequences[:, :-1], ablate,
+                                 mode=mode)  # (B, 2L − 1, vocab)
     first = window_losses(logits[:, :L - 1], sequences[:, 1:L])  # predict r_1 .. r_{L−1}
     second = window_losses(logits[:, L:], sequences[:, L + 1:])  # predict them again
     return first, second
+
+
+@dataclass(frozen=True)
+class InductionSummary:
+    """The strongest induction head of a model on sequences [r, r] (|r| = length).
+
+    head: (layer, head) with the highest induction score among the layers after the first (an
+    induction head needs an earlier layer's previous-token head; a 1-layer model: among its
+    heads); score: its score; chance: `induction_chance(length)`; first_copy_loss,
+    second_copy_loss: the mean loss on each copy (`repeated_sequence_losses`).
+    """
+
+    head: Head
+    score: float
+    chance: float
+    first_copy_loss: float
+    second_copy_loss: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields, rounded to 4 decimals, for a checkpoint's provenance."""
+        return {"head": list(self.head), "score": round(self.score, 4),
+                "chance": round(self.chance, 4),
+                "first_copy_loss": round(self.first_copy_loss, 4),
+                "second_copy_loss": round(self.second_copy_loss, 4)}
+
+
+def induction_summary(params: Params, config: GPTConfig,
+                      sequences: np.ndarray) -> InductionSummary:
+    """`InductionSummary` of the model on `sequences` (B, 2L) ([r, r], from `repeated_passages`
+    or `repeated_random_tokens`, 2L <= n_ctx)."""
+    sequences = check_tokens(sequences, config.vocab_size, config.n_ctx, "sequences")
+    length = sequences.shape[-1] // 2
+    scores = induction_scores(gpt_attention_weights(params, config, sequences), length)  # (L, H)
+    first_layer = 1 if config.n_layers > 1 else 0
+    layer, head = np.unravel_index(np.argmax(scores[first_layer:]), scores[first_layer:].shape)
+    first, second = repeated_sequence_losses(params, config, sequences)
+    return InductionSummary((int(layer) + first_layer, int(head)),
+                            float(scores[layer + first_layer, head]), induction_chance(length),
+                            float(first.mean()), float(second.mean()))

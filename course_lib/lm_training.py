@@ -28,6 +28,7 @@ data (`corpus`) and `training`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -41,7 +42,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from course_lib.corpus import CharTokenizer, Corpus, sample_batch
+from course_lib import heads
+from course_lib.corpus import CharTokenizer, Corpus, sample_batch, sample_batch_with_repeats
 from course_lib.shapes import check_count, check_positive
 from course_lib.training import Adam, check_finite_step, cross_entropy
 
@@ -81,6 +83,10 @@ gradients with the keys and shapes of params)."""
 
 CHECKPOINT = "results/gpt_char.npz"
 """The committed checkpoint, inside the package (`load_checkpoint()` reads it)."""
+INDUCTION_CHECKPOINT = "results/gpt_char_repeats.npz"
+"""Lesson 12's second model: the same GPT trained on windows that each carry a passage written
+twice (`TrainSettings.repeat_fraction` = 1), where copying from the context pays
+(`load_checkpoint(shipped=INDUCTION_CHECKPOINT)`)."""
 
 
 # --- the bigram baseline -------------------------------------------------------------------
@@ -278,6 +284,7 @@ def train_language_model(
     progress: bool | TextIO = True,
     on_eval: Callable[[Evaluation, Params], None] | None = None,
     blas_threads: int | None = 1,
+    repeat_fraction: float = 0.0,
 ) -> LMHistory:
     """Train a language model for `steps` Adam updates of `params` (in place); its `LMHistory`.
 
@@ -299,6 +306,10 @@ def train_language_model(
     run to run: a notebook cell that shows it should ignore its output), False nothing, or a
     stream to draw it on.
 
+    repeat_fraction: the share of training windows that carry a passage written twice
+    (`corpus.sample_batch_with_repeats`; 0: plain windows, `sample_batch`). The fixed batches
+    of the evaluations are always plain text, so the losses compare across runs.
+
     blas_threads: the threads numpy's BLAS may use while it trains (threadpoolctl); None leaves
     BLAS's default. Default 1: the matrices of a small model are small, and on a 2-core machine
     shared with other programs a second BLAS thread mostly waits (one step of the course's GPT
@@ -309,7 +320,8 @@ def train_language_model(
                       batch_size=batch_size, n_ctx=n_ctx, lr=lr, seed=seed,
                       eval_every=eval_every, eval_batches=eval_batches, warmup=warmup,
                       final_lr_fraction=final_lr_fraction, schedule_steps=schedule_steps,
-                      progress=progress, on_eval=on_eval, blas_threads=blas_threads)
+                      progress=progress, on_eval=on_eval, blas_threads=blas_threads,
+                      repeat_fraction=repeat_fraction)
 
 
 def _train(loss_and_gradients: LossAndGradients, params: Params, train_tokens: np.ndarray,
@@ -317,7 +329,7 @@ def _train(loss_and_gradients: LossAndGradients, params: Params, train_tokens: n
            seed: int, eval_every: int, eval_batches: int, warmup: int, final_lr_fraction: float,
            schedule_steps: int | None, progress: bool | TextIO,
            on_eval: Callable[[Evaluation, Params], None] | None,
-           blas_threads: int | None) -> LMHistory:
+           blas_threads: int | None, repeat_fraction: float) -> LMHistory:
     """`train_language_model` within its BLAS thread limit."""
     steps, eval_every = check_count(steps, "steps"), check_count(eval_every, "eval_every")
     eval_batches = check_count(eval_batches, "eval_batches")
@@ -328,6 +340,11 @@ def _train(loss_and_gradients: LossAndGradients, params: Params, train_tokens: n
                 "seed": seed, "eval_every": eval_every, "eval_batches": eval_batches,
                 "warmup": warmup, "final_lr_fraction": final_lr_fraction,
                 "schedule_steps": schedule_steps, "blas_threads": blas_threads}
+    if repeat_fraction:  # recorded only when used: a plain run's settings read as before
+        settings["repeat_fraction"] = repeat_fraction
+        draw = functools.partial(sample_batch_with_repeats, fraction=repeat_fraction)
+    else:
+        draw = sample_batch
     batch_seed, eval_seed = np.random.SeedSequence(seed).spawn(2)
     rng = np.random.default_rng(batch_seed)
     eval_rng = np.random.default_rng(eval_seed)
@@ -354,7 +371,7 @@ def _train(loss_and_gradients: LossAndGradients, params: Params, train_tokens: n
     for step in range(steps):
         if step % eval_every == 0:
             evaluate(step)
-        inputs, targets = sample_batch(train_tokens, batch_size, n_ctx, rng)
+        inputs, targets = draw(train_tokens, batch_size, n_ctx, rng)
         loss, grads = loss_and_gradients(params, inputs, targets)
         optimiser.lr = rates[step] = learning_rate(step, schedule_steps, lr, warmup,
                                                    final_lr_fraction)
@@ -405,6 +422,10 @@ class TrainSettings:
     steps, held-out loss 1.670 with them against 1.680 at a constant lr = 3e-3 (one seed each;
     three seeds of 300 steps spread by 0.002). The bigram's rate and steps bring it within 0.003
     of the closed-form table (`bigram_from_counts`) on the held-out text.
+
+    repeat_fraction: the share of training windows with a passage written twice
+    (`corpus.sample_batch_with_repeats`); 0 for the committed checkpoint, 1 for lesson 12's
+    second model (`INDUCTION_CHECKPOINT`).
     """
 
     steps: int = 1500
@@ -417,13 +438,15 @@ class TrainSettings:
     final_lr_fraction: float = 0.1
     bigram_steps: int = 3000
     bigram_lr: float = 0.01
+    repeat_fraction: float = 0.0
 
     def loop_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `train_language_model` for the GPT."""
         return {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
                 "seed": self.seed, "eval_every": self.eval_every,
                 "eval_batches": self.eval_batches, "warmup": self.warmup,
-                "final_lr_fraction": self.final_lr_fraction}
+                "final_lr_fraction": self.final_lr_fraction,
+                "repeat_fraction": self.repeat_fraction}
 
 
 def train_gpt_run(config: GPTConfig, settings: TrainSettings, corpus: Corpus, *,
@@ -463,10 +486,12 @@ class GPTExperiment:
     """What `run_gpt_experiment` made: the main run's model and history, and its numbers.
 
     summary: JSON-ready numbers: "final" (the main run's loss on the whole held-out text and on
-    as many tokens of the training text; the bigram's, trained by the loop and from counts),
-    "seeds" (the multi-seed check: per seed, the held-out loss of a shorter GPT run and of the
-    bigram trained with that seed; the smallest gap between them), "sample" (text generated by
-    the final model), "settings".
+    as many tokens of the training text; the bigram's, trained by the loop and from counts; its
+    "induction" summary), "seeds" (the multi-seed check: per seed, the held-out loss of a
+    shorter GPT run and of the bigram trained with that seed, and the GPT's "induction"
+    summary; the smallest gap between the losses), "sample" (text generated by the final
+    model), "settings". Each "induction" is `heads.induction_summary` (`.to_json()`) on 64
+    held-out passages of n_ctx // 2 characters written twice (`heads.repeated_passages`, seed 0).
     """
 
     params: Params
@@ -489,6 +514,7 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
     3. the main run (settings.seed, settings.steps), measured on the whole held-out text and on
        the training text's first len(heldout) tokens, and a sample of `sample_length`
        characters after `sample_prompt` (temperature, seed settings.seed).
+    Every GPT's strongest induction head is measured too (`GPTExperiment.summary`).
     `log` receives one line per stage. BLAS runs on one thread throughout (as in
     `train_language_model`).
     """
@@ -500,6 +526,11 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
         def heldout_loss(objective: LossAndGradients, params: Params) -> float:
             return round(evaluate_loss(objective, params, heldout, n_ctx), 4)
 
+        passages = heads.repeated_passages(heldout, n_ctx // 2, 64, np.random.default_rng(0))
+
+        def induction(params: Params) -> dict[str, Any]:
+            return heads.induction_summary(params, config, passages).to_json()
+
         bigram, _ = train_bigram_run(settings, corpus, n_ctx)
         counts = bigram_from_counts(corpus.train, corpus.tokenizer.vocab_size)
         final = {"bigram_heldout": heldout_loss(bigram_loss_and_gradients, bigram),
@@ -507,7 +538,8 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
         log(f"bigram: held-out loss {final['bigram_heldout']:.4f} (trained, "
             f"{settings.bigram_steps} steps), {final['bigram_counts_heldout']:.4f} (from counts)")
 
-        per_seed: dict[str, list[float]] = {"seed": [], "gpt_heldout": [], "bigram_heldout": []}
+        per_seed: dict[str, list[Any]] = {"seed": [], "gpt_heldout": [], "bigram_heldout": [],
+                                          "induction": []}
         for seed in range(settings.seed + 1, settings.seed + 1 + seeds):
             short = dataclasses.replace(settings, seed=seed, steps=seed_steps)
             params, _ = train_gpt_run(config, short, corpus, progress=progress)
@@ -515,8 +547,10 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
             per_seed["seed"].append(seed)
             per_seed["gpt_heldout"].append(heldout_loss(gpt_objective(config), params))
             per_seed["bigram_heldout"].append(heldout_loss(bigram_loss_and_gradients, bigram_seed))
+            per_seed["induction"].append(induction(params))
             log(f"seed {seed} ({seed_steps} steps): held-out loss GPT "
-                f"{per_seed['gpt_heldout'][-1]:.4f}, bigram {per_seed['bigram_heldout'][-1]:.4f}")
+                f"{per_seed['gpt_heldout'][-1]:.4f}, bigram {per_seed['bigram_heldout'][-1]:.4f}; "
+                f"{_induction_line(per_seed['induction'][-1])}")
         seeds_summary: dict[str, Any] = {"steps": seed_steps, **per_seed}
         if seeds:
             seeds_summary["smallest_gap"] = round(min(per_seed["bigram_heldout"])
@@ -526,8 +560,10 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
         final |= {"gpt_heldout": heldout_loss(gpt_objective(config), params),
                   "gpt_train": round(evaluate_loss(gpt_objective(config), params,
                                                    corpus.train[:len(heldout)], n_ctx), 4)}
+        final["induction"] = induction(params)
         log(f"GPT (seed {settings.seed}, {settings.steps} steps, {history.seconds:.0f} s): "
-            f"held-out loss {final['gpt_heldout']:.4f}, train {final['gpt_train']:.4f}")
+            f"held-out loss {final['gpt_heldout']:.4f}, train {final['gpt_train']:.4f}; "
+            f"{_induction_line(final['induction'])}")
         prompt = corpus.tokenizer.encode(sample_prompt)
         tokens = generate(params, config, prompt, sample_length, temperature=temperature,
                           rng=np.random.default_rng(settings.seed))
@@ -536,6 +572,14 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
         summary = {"final": final, "seeds": seeds_summary, "sample": sample,
                    "settings": dataclasses.asdict(settings)}
         return GPTExperiment(params, history, summary)
+
+
+def _induction_line(induction: Mapping[str, Any]) -> str:
+    layer, head = induction["head"]
+    return (f"strongest induction head {layer}.{head}: score {induction['score']:.3f} "
+            f"(chance {induction['chance']:.3f}), loss on a held-out passage's second copy "
+            f"{induction['second_copy_loss']:.2f} against {induction['first_copy_loss']:.2f} "
+            "on the first")
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -615,12 +659,14 @@ def save_checkpoint(path: str | os.PathLike, params: Mapping[str, np.ndarray],
                                    "provenance": dict(provenance)})
 
 
-def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
-    """A checkpoint written by `save_checkpoint`; default: the one shipped with the package,
-    made by `python -m course_lib train gpt` (its command in `.provenance["command"]`)."""
+def load_checkpoint(path: str | os.PathLike | None = None, *,
+                    shipped: str = CHECKPOINT) -> Checkpoint:
+    """A checkpoint written by `save_checkpoint`; path None: the one the package ships at
+    `shipped` (`CHECKPOINT`, or `INDUCTION_CHECKPOINT`), made by `python -m course_lib train
+    gpt` (its command in `.provenance["command"]`)."""
     from course_lib.gpt import GPTConfig
 
-    arrays, metadata = load_npz(path, CHECKPOINT)
+    arrays, metadata = load_npz(path, shipped)
     history = LMHistory.from_json(metadata["history"], arrays["loss"], arrays["lr"])
     return Checkpoint(params_in(arrays), GPTConfig(**metadata["config"]),
                       CharTokenizer(metadata["tokenizer"]), history, metadata["provenance"])

@@ -22,6 +22,7 @@ from course_lib.corpus import (
     join_help_topics,
     load_corpus,
     sample_batch,
+    sample_batch_with_repeats,
     split,
     write_snapshot,
 )
@@ -148,6 +149,53 @@ def test_sample_batch_gives_windows_and_their_next_tokens() -> None:
     assert ends == {10, 11}, "every window, up to the one that ends at the last token"
     with pytest.raises(ValueError, match="longer than n_ctx"):
         sample_batch(np.arange(10), 2, 10, np.random.default_rng(0))
+
+
+
+def _repeated_passage(window: np.ndarray) -> tuple[int, int] | None:
+    """(start, length) of the longest passage of 8 or more tokens written twice in a row."""
+    n = len(window)
+    for m in range(n // 2, 7, -1):
+        for s in range(n - 2 * m + 1):
+            if np.array_equal(window[s:s + m], window[s + m:s + 2 * m]):
+                return s, m
+    return None
+
+
+def test_sample_batch_with_repeats_writes_a_passage_twice_in_the_chosen_share() -> None:
+    tokens = np.arange(1000, 5000)  # no token twice: any repeat is one the sampler wrote
+    rng = np.random.default_rng(4)
+    inputs, targets = sample_batch_with_repeats(tokens, 64, 40, rng, fraction=0.5)
+    assert inputs.shape == targets.shape == (64, 40) and inputs.dtype == np.int64
+    assert np.array_equal(inputs[:, 1:], targets[:, :-1]), "targets: the windows one later"
+    windows = np.concatenate([inputs, targets[:, -1:]], axis=1)  # (B, T + 1)
+    found = [_repeated_passage(w) for w in windows]
+    with_repeat = [f for f in found if f is not None]
+    assert 20 <= len(with_repeat) <= 44, "about half of 64 (binomial, 3 standard deviations)"
+    lengths = {m for _, m in with_repeat}
+    assert min(lengths) >= 8 and max(lengths) <= 20 and len(lengths) > 3, lengths
+    assert len({s for s, _ in with_repeat}) > 3, "the passage's place varies"
+    for window, f in zip(windows, found, strict=True):
+        if f is not None:
+            s, m = f
+            passage = window[s:s + m]
+            assert np.all(np.diff(passage) == 1), "the passage is consecutive text"
+    every = sample_batch_with_repeats(tokens, 16, 40, np.random.default_rng(5), fraction=1.0)
+    assert all(_repeated_passage(np.append(x, y[-1])) for x, y in zip(*every, strict=True))
+    plain = sample_batch_with_repeats(tokens, 16, 40, np.random.default_rng(5), fraction=0.0)
+    assert np.array_equal(plain[0], sample_batch(tokens, 16, 40, np.random.default_rng(5))[0])
+    again = sample_batch_with_repeats(tokens, 64, 40, np.random.default_rng(4), fraction=0.5)
+    assert np.array_equal(again[0], inputs), "seeded"
+
+
+def test_sample_batch_with_repeats_refuses_what_cannot_be_done() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\]"):
+        sample_batch_with_repeats(np.arange(100), 2, 20, rng, fraction=1.5)
+    with pytest.raises(ValueError, match="no room for a passage of 8"):
+        sample_batch_with_repeats(np.arange(100), 2, 12, rng, fraction=0.5)
+    x, _ = sample_batch_with_repeats(np.arange(100), 2, 12, rng, fraction=0.0)
+    assert x.shape == (2, 12), "no passage asked for: any n_ctx"
 
 
 def test_load_corpus_splits_the_tokenized_text() -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from course_lib import heads
 from course_lib.attention import causal_mask
-from course_lib.gpt import GPTConfig, causal_lm_loss, gpt_forward, init_gpt
+from course_lib.gpt import (
+    GPTConfig,
+    causal_lm_loss,
+    gpt_attention_weights,
+    gpt_forward,
+    init_gpt,
+)
 
 TINY = {"vocab_size": 11, "n_ctx": 8, "d_model": 8, "n_heads": 2, "n_layers": 2}
 
@@ -138,6 +144,48 @@ def test_repeated_sequence_losses_score_each_copy() -> None:
     logits = gpt_forward(params, config, sequences[:, :-1])
     assert first.mean() == pytest.approx(causal_lm_loss(logits[:, :3], sequences[:, 1:4])[0])
     assert second.mean() == pytest.approx(causal_lm_loss(logits[:, 4:], sequences[:, 5:])[0])
+    without = heads.gpt_forward_ablated(
+        params, config, sequences[:, :-1], [(1, 0)], mode="mean")
+    first_1, second_1 = heads.repeated_sequence_losses(params, config, sequences, [(1, 0)],
+                                                       mode="mean")
+    assert second_1.mean() == pytest.approx(causal_lm_loss(without[:, 4:], sequences[:, 5:])[0])
+    assert first_1.mean() == pytest.approx(
+        causal_lm_loss(without[:, :3], sequences[:, 1:4])[0])
+    assert not np.allclose(second_1, second), "the head mattered"
+
+
+
+def test_repeated_passages_write_a_passage_of_the_text_twice() -> None:
+    text = np.arange(50, 150)
+    sequences = heads.repeated_passages(text, 6, 20, np.random.default_rng(2))
+    assert sequences.shape == (20, 12) and sequences.dtype == np.int64
+    assert np.array_equal(sequences[:, :6], sequences[:, 6:])
+    assert np.all(np.diff(sequences[:, :6], axis=1) == 1), "consecutive tokens of the text"
+    assert sequences.min() >= 50 and sequences.max() <= 149
+    assert len(set(sequences[:, 0])) > 5, "from random places"
+    with pytest.raises(ValueError, match="at least length = 6"):
+        heads.repeated_passages(np.arange(5), 6, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_induction_summary_names_the_strongest_head_after_the_first_layer(n_layers: int) -> None:
+    config = GPTConfig(**(TINY | {"n_layers": n_layers, "n_heads": 4}))
+    rng = np.random.default_rng(8)
+    params = {k: v + 0.5 * rng.standard_normal(v.shape)
+              for k, v in init_gpt(config, rng, dtype=np.float64).items()}
+    sequences = heads.repeated_random_tokens(11, 4, 16, rng)  # (16, 8)
+    summary = heads.induction_summary(params, config, sequences)
+    scores = heads.induction_scores(gpt_attention_weights(params, config, sequences), 4)
+    later = scores[1:] if n_layers > 1 else scores
+    layer, head = summary.head
+    assert layer == (1 if n_layers > 1 else 0)
+    assert summary.score == pytest.approx(later.max()) == pytest.approx(scores[layer, head])
+    assert summary.chance == pytest.approx(heads.induction_chance(4))
+    first, second = heads.repeated_sequence_losses(params, config, sequences)
+    assert (summary.first_copy_loss, summary.second_copy_loss) == pytest.approx(
+        (first.mean(), second.mean()))
+    recorded = summary.to_json()
+    assert recorded["head"] == [layer, head] and recorded["score"] == round(summary.score, 4)
 
 
 def test_refusals_say_what_is_wrong() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from course_lib import heads
 from course_lib import lm_training as lt
 from course_lib.__main__ import main
 from course_lib.corpus import SNAPSHOT_DIGEST, CharTokenizer, Corpus, load_corpus
@@ -92,6 +93,18 @@ def test_schedule_steps_repeats_the_beginning_of_a_longer_run(small) -> None:
     _, full = _run(small, steps=30, warmup=5, final_lr_fraction=0.1)
     _, start = _run(small, steps=10, warmup=5, final_lr_fraction=0.1, schedule_steps=30)
     assert np.array_equal(start.loss, full.loss[:10]) and np.array_equal(start.lr, full.lr[:10])
+
+
+
+def test_repeat_fraction_changes_the_training_windows_not_the_evaluation(small) -> None:
+    _, plain = _run(small, n_ctx=16)
+    _, repeats = _run(small, n_ctx=16, repeat_fraction=1.0)
+    assert "repeat_fraction" not in plain.settings, "a plain run's settings read as before"
+    assert repeats.settings["repeat_fraction"] == 1.0
+    assert not np.array_equal(plain.loss, repeats.loss), "other training windows"
+    first_plain, first_repeats = plain.evaluations[0], repeats.evaluations[0]
+    assert (first_plain.train_loss, first_plain.heldout_loss) == (
+        first_repeats.train_loss, first_repeats.heldout_loss), "the same plain fixed batches"
 
 
 def test_progress_is_one_line_rewritten_in_place(small) -> None:
@@ -176,6 +189,18 @@ def shipped() -> lt.Checkpoint:
     return lt.load_checkpoint()
 
 
+@pytest.fixture(scope="module")
+def shipped_repeats() -> lt.Checkpoint:
+    return lt.load_checkpoint(shipped=lt.INDUCTION_CHECKPOINT)
+
+
+@pytest.fixture(scope="module", params=["plain", "repeats"])
+def each_shipped(request) -> lt.Checkpoint:
+    """Both committed checkpoints: lesson 10's, and lesson 12's second model."""
+    return request.getfixturevalue({"plain": "shipped", "repeats": "shipped_repeats"}[
+        request.param])
+
+
 def test_the_checkpoint_ships_with_the_package_and_is_small(shipped) -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"]["course_lib"]
@@ -205,7 +230,8 @@ def test_the_checkpoint_beats_the_bigram_over_seeds(shipped) -> None:
                                      strict=True))
 
 
-def test_retraining_from_the_recorded_seed_repeats_the_first_steps(shipped) -> None:
+def test_retraining_from_the_recorded_seed_repeats_the_first_steps(each_shipped) -> None:
+    shipped = each_shipped
     corpus = load_corpus()  # the shipped snapshot: the checkpoint's text on every Python
     assert corpus.digest == shipped.provenance["corpus"]["digest"] == SNAPSHOT_DIGEST
     assert len(corpus.train) == shipped.provenance["corpus"]["train_tokens"]
@@ -228,6 +254,36 @@ def test_the_shipped_model_predicts_the_held_out_text_as_recorded(shipped) -> No
     assert loss < shipped.provenance["final"]["bigram_heldout"]
 
 
+
+def test_the_repeats_checkpoint_records_how_it_was_made(shipped_repeats) -> None:
+    p = shipped_repeats.provenance
+    assert p["command"].startswith("python -m course_lib train gpt --repeat-fraction 1 ")
+    assert "--out course_lib/results/gpt_char_repeats.npz" in p["command"]
+    assert p["settings"]["repeat_fraction"] == 1.0
+    assert shipped_repeats.history.settings["repeat_fraction"] == 1.0
+    assert shipped_repeats.config == lt.load_checkpoint().config, "lesson 10's model, other data"
+    assert (ROOT / "course_lib" / lt.INDUCTION_CHECKPOINT).stat().st_size < 1_000_000
+
+
+def test_an_induction_head_formed_in_every_seed_of_the_repeats_model(shipped_repeats) -> None:
+    p = shipped_repeats.provenance
+    runs = [p["final"]["induction"], *p["seeds"]["induction"]]
+    assert len(runs) >= 4 and p["seeds"]["steps"] == p["settings"]["steps"]
+    for run in runs:
+        assert run["head"][0] >= 1, "an induction head needs an earlier layer"
+        assert run["score"] > 5 * run["chance"], run
+        assert run["second_copy_loss"] < run["first_copy_loss"] - 0.3, run
+
+
+def test_the_plain_model_has_no_induction_head_on_held_out_passages(shipped) -> None:
+    corpus = load_corpus()
+    passages = heads.repeated_passages(corpus.heldout, shipped.config.n_ctx // 2, 64,
+                                       np.random.default_rng(0))
+    summary = heads.induction_summary(shipped.params, shipped.config, passages)
+    assert summary.score < 1.5 * summary.chance, summary
+    assert summary.second_copy_loss > summary.first_copy_loss - 0.1, summary
+
+
 # --- the command line --------------------------------------------------------------------------
 
 
@@ -246,3 +302,18 @@ def test_train_gpt_command_writes_a_checkpoint(tmp_path, capsys) -> None:
     assert len(checkpoint.history.loss) == 3 and checkpoint.config.d_model == 8
     assert p["sample"]["text"].startswith("The ")
     assert isinstance(checkpoint.tokenizer, CharTokenizer)
+
+
+def test_train_gpt_command_takes_a_repeat_fraction_between_0_and_1(tmp_path, capsys) -> None:
+    out = tmp_path / "repeats.npz"
+    argv = ["train", "gpt", "--steps", "2", "--seeds", "0", "--n-ctx", "16", "--d-model", "8",
+            "--n-heads", "2", "--n-layers", "2", "--batch-size", "2", "--bigram-steps", "1",
+            "--repeat-fraction", "0.5", "--out", str(out)]
+    assert main(argv) == 0
+    assert "strongest induction head 1." in capsys.readouterr().out
+    checkpoint = lt.load_checkpoint(out)
+    assert checkpoint.provenance["settings"]["repeat_fraction"] == 0.5
+    assert checkpoint.provenance["final"]["induction"]["head"][0] == 1
+    with pytest.raises(SystemExit):
+        main(["train", "gpt", "--repeat-fraction", "1.5"])
+    assert "must be between 0 and 1" in capsys.readouterr().err

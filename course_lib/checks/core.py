@@ -11,7 +11,9 @@ names it. Checking a learner's function:
    in a remote caller);
 2. judge each outcome against the reference (`judging`), with the tolerance of the case's
    inputs (`tolerances`);
-3. on failure, report the smallest failing case and diagnose (`diagnosis`): a result of the
+3. on failure, report the smallest failing case (each input in one line when listing every
+   value would push the verdict and the hint out of view: `formatting.show_case`; the result
+   keeps the case, `CheckResult.case` and `.inputs`) and diagnose (`diagnosis`): a result of the
    wrong kind first, then the known mistake whose variant gives the learner's outputs, on the
    failing cases that tell the mistakes apart; otherwise a generic hint.
 
@@ -33,7 +35,7 @@ from course_lib.checks.calling import DEFAULT_TIMEOUT, Isolated, Outcome
 from course_lib.checks.cases import Case, Mistake
 from course_lib.checks.diagnosis import BLOCKED_ROW_NAN, diagnose, mutation_hint
 from course_lib.checks.drawing import fresh_draw, random_normal, same_inputs, softmax_rows
-from course_lib.checks.formatting import describe_value, format_array, kind_of
+from course_lib.checks.formatting import describe_value, format_array, kind_of, show_case
 from course_lib.checks.judging import Judged, Verdict, judge, structure
 from course_lib.checks.result import CheckResult
 from course_lib.checks.tolerances import allclose, case_tolerance, tolerance
@@ -131,10 +133,10 @@ class Checker:
     # -- checking ---------------------------------------------------------------------------
 
     def _failed(self, n_cases: int, summary: str, hint: str, diagnosis: str,
-                details: str = "", n_passed: int = 0) -> CheckResult:
+                details: str = "", n_passed: int = 0, case: Case | None = None) -> CheckResult:
         return CheckResult(function=self.function, passed=False, n_passed=n_passed,
                            n_cases=n_cases, summary=summary, details=details, hint=hint,
-                           diagnosis=diagnosis)
+                           diagnosis=diagnosis, failing_case=case)
 
     def check(
         self, fn: Any, *, timeout: float = DEFAULT_TIMEOUT, harder: bool = False
@@ -176,11 +178,12 @@ class Checker:
                     return self._failed(
                         len(cases),
                         summary=f"stopped after {timeout:g} s on the case [{case.name}].",
-                        details=case.describe(self.function),
+                        details=show_case(case, self.function),
                         hint="your function did not finish: is there a loop that never ends (a "
                         "`while` whose condition never changes, an index that is never "
                         "increased)?",
                         diagnosis="timeout",
+                        case=case,
                     )
                 if outcome.error is not None and outcome.error.type == "NotImplementedError":
                     return self._failed(len(cases), summary=NOT_IMPLEMENTED, hint="",
@@ -209,7 +212,7 @@ class Checker:
         case, outcome, verdict = first
         details = [
             "Smallest failing case:",
-            case.describe(self.function),
+            show_case(case, self.function),
             verdict.problem,
         ]
         if outcome.returned and verdict.kind not in ("mutation", "memory"):
@@ -223,7 +226,7 @@ class Checker:
             hint, key = diagnose(self, judged, first)
         return self._failed(len(judged), summary=f"{n_passed} of {len(judged)} cases passed.",
                             details="\n".join(details), hint=hint, diagnosis=key,
-                            n_passed=n_passed)
+                            n_passed=n_passed, case=case)
 
     # -- judging ----------------------------------------------------------------------------
 

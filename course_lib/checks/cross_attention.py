@@ -36,9 +36,8 @@ Tests: tests/test_checks_cross_attention.py.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -48,9 +47,8 @@ from course_lib import attention
 from course_lib.checks.calling import DEFAULT_TIMEOUT
 from course_lib.checks.cases import Case, Mistake, T
 from course_lib.checks.core import Checker
-from course_lib.checks.diagnosis import LARGE_NEGATIVE_MASK, diagnose
+from course_lib.checks.diagnosis import LARGE_NEGATIVE_MASK
 from course_lib.checks.drawing import random_normal
-from course_lib.checks.judging import Judged
 from course_lib.checks.result import CheckResult
 
 __all__ = ["CROSS_ATTENTION", "CROSS_ATTENTION_BACKWARD", "check_cross_attention",
@@ -129,38 +127,6 @@ def _harder() -> list[Case]:
               "d_k = d_v = 2", 1400, 2, 3, 3, 2, 2, batch=(2, 2),
               mask=_padding(3, 2, 1, 3, n_k=3).reshape(2, 2, 1, 3)),
     ]
-
-
-# -- a rectangle's shape errors ------------------------------------------------------------------
-
-
-class _RectangleChecker(Checker):
-    """A checker whose known mistakes often raise (a rectangle's axes do not line up): a
-    learner's exception is blamed on such a mistake only when its variant does not raise where
-    the learner's function was right. (Otherwise any ValueError of the learner, say on a batch,
-    would match the first variant that raises a ValueError there.)"""
-
-    def _report(self, judged: Sequence[Judged], graded: bool = False) -> CheckResult:
-        result = super()._report(judged, graded)
-        failing = [j for j in judged if not j.verdict.ok]
-        if result.passed or not failing or failing[0].verdict.kind != "exception":
-            return result
-        right = [j.case for j in judged if j.verdict.ok]
-        keep = tuple(m for m in self.mistakes if not any(_raises(m, case) for case in right))
-        if len(keep) == len(self.mistakes):
-            return result
-        hint, key = diagnose(dataclasses.replace(self, mistakes=keep), judged, failing[0])
-        return dataclasses.replace(result, hint=hint, diagnosis=key)
-
-
-def _raises(mistake: Mistake, case: Case) -> bool:
-    """Whether the mistake's variant raises on `case`."""
-    try:
-        with np.errstate(all="ignore"):
-            case.call(mistake.compute)
-    except Exception:  # noqa: BLE001 - any exception of the variant counts
-        return True
-    return False
 
 
 # -- right and wrong ways to compute it --------------------------------------------------------
@@ -318,7 +284,7 @@ _UNSTABLE = (
 )
 
 
-CROSS_ATTENTION = _RectangleChecker(
+CROSS_ATTENTION = Checker(
     function="cross_attention",
     outputs=("O", "weights"),
     reference=attention.cross_attention,
@@ -488,7 +454,7 @@ _BACKWARD_COPIES = (
     "gradients, dX_kv.sum(axis=0) here; it has the shape of X_kv."
 )
 
-CROSS_ATTENTION_BACKWARD = _RectangleChecker(
+CROSS_ATTENTION_BACKWARD = Checker(
     function="cross_attention_backward",
     outputs=("dX_q", "dX_kv", "dW_Q", "dW_K", "dW_V"),
     reference=attention.cross_attention_backward,

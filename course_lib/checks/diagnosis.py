@@ -12,6 +12,10 @@ the cases and compared with what the learner returned:
   numbers); a case that tells them apart must decide, not the smallest case. A case where
   the learner raised, returned NaN or another shape does not contradict: that may be a second
   mistake of its own (an exp that overflows, a batch axis not handled);
+- a variant that raises explains a learner's exception only when the two are the same error:
+  the same type and message, or the same type and the same array shapes named (see
+  `same_error`), never the type alone; and a mistake whose variant raises on a case the
+  learner got right is not the learner's (a rectangle's axes, say, in exercise 13);
 - among the candidates left, the one that gives the learner's outputs on the most cases wins,
   then the one listed first.
 
@@ -37,20 +41,21 @@ from course_lib.checks.tolerances import all_close, allclose, case_tolerance, nd
 if TYPE_CHECKING:
     from course_lib.checks.core import Checker
 
-__all__ = ["diagnose", "mutation_hint", "BLOCKED_ROW_NAN", "LARGE_NEGATIVE_MASK", "KIND_HINTS",
-           "ADDITIVE_MASK_HINT"]
+__all__ = ["diagnose", "same_error", "mutation_hint", "BLOCKED_ROW_NAN", "LARGE_NEGATIVE_MASK",
+           "KIND_HINTS", "ADDITIVE_MASK_HINT"]
 
 
 @dataclass(frozen=True)
 class Fit:
     """A known mistake's variant against the learner's outcome on one case: for each output,
-    whether the two agree (`same`); whether the variant is wrong there at all (`wrong`); and
+    whether the two agree (`same`); whether the variant is wrong there at all (`wrong`);
     whether the two can be compared (`comparable`: both returned, with the same structure and
-    shapes)."""
+    shapes); and whether the variant raised (`raised`)."""
 
     same: tuple[bool, ...]
     wrong: bool
     comparable: bool = False
+    raised: bool = False
 
     @property
     def explains(self) -> bool:
@@ -59,13 +64,13 @@ class Fit:
 
 def fit(checker: Checker, mistake: Mistake, case: Case, outcome: Outcome) -> Fit:
     """How the wrong variant's outcome on `case` compares with the learner's, output by
-    output (a variant that raises fits a learner's function that raised the same)."""
+    output (a variant that raises fits a learner's function that raised the same error: the
+    same type, and the same message or shapes, see `same_error`)."""
     try:
         with np.errstate(all="ignore"):
             variant = case.call(mistake.compute)
-    except Exception as error:  # noqa: BLE001 - the variant fails too: same exception?
-        same = outcome.error is not None and outcome.error.type == type(error).__name__
-        return Fit((same,), True)
+    except Exception as error:  # noqa: BLE001 - the variant fails too: the same error?
+        return Fit((same_error(outcome.error, error),), True, raised=True)
     received = checker.structure(outcome.value)[0] if outcome.returned else None
     items = variant if isinstance(variant, tuple) else (variant,)
     if received is None or len(items) != len(received):
@@ -79,6 +84,37 @@ def fit(checker: Checker, mistake: Mistake, case: Case, outcome: Outcome) -> Fit
         all(np.shape(got) == np.shape(item) for got, item in zip(received, items,
                                                                  strict=True)),
     )
+
+
+def same_error(learner: ErrorInfo | None, variant: BaseException) -> bool:
+    """Whether the learner's error is the one the mistake's variant raises: the same type, and
+    the same message (whitespace aside) or a message naming two or more array shapes, all of
+    which the variant's message names too ("shapes (4,4) (1,3,3)" from numpy against the
+    course's "mask of shape (4, 4) does not fit the scores of shape (1, 3, 3)"). The type alone
+    says little: numpy raises a ValueError for any two shapes that do not line up, so a
+    learner's unrelated crash (a batch axis not handled, say) would be blamed on the first
+    mistake whose variant raises a ValueError on that case."""
+    if learner is None or learner.type != type(variant).__name__:
+        return False
+    message = str(variant)
+    if _words(learner.message) == _words(message):
+        return True
+    shapes = _shapes(learner.message)
+    return len(shapes) >= 2 and shapes <= _shapes(message)
+
+
+def _words(message: str) -> str:
+    """An error message with its whitespace normalised (one space between words)."""
+    return " ".join(message.split())
+
+
+_SHAPE = re.compile(r"\((\d+(?:,\s*\d+)*),?\s*\)")
+"""An array shape in an error message: "(4, 4)", "(1,3,3)", "(3,)"."""
+
+
+def _shapes(message: str) -> set[tuple[int, ...]]:
+    """The array shapes an error message names."""
+    return {tuple(int(n) for n in re.findall(r"\d+", shape)) for shape in _SHAPE.findall(message)}
 
 
 def diagnose(checker: Checker, judged: Sequence[Judged], first: Judged) -> tuple[str, str]:
@@ -136,8 +172,9 @@ def diagnose(checker: Checker, judged: Sequence[Judged], first: Judged) -> tuple
 def _best_mistake(checker: Checker, judged: Sequence[Judged],
                   first_fits: Sequence[Fit]) -> Mistake | None:
     """The known mistake that explains the smallest failing case (where its variant is
-    wrong), is contradicted by no failing case with comparable outputs, and explains the
-    most cases; ties go to the mistake listed first."""
+    wrong), is contradicted by no failing case with comparable outputs nor by a case the
+    learner got right where its variant raises, and explains the most cases; ties go to the
+    mistake listed first."""
     best: tuple[int, int] | None = None
     chosen: Mistake | None = None
     for order, (mistake, first_fit) in enumerate(zip(checker.mistakes, first_fits,
@@ -148,6 +185,8 @@ def _best_mistake(checker: Checker, judged: Sequence[Judged],
         if any(j.verdict.kind == "values" and f.comparable and not f.explains
                for j, f in zip(judged, fits, strict=True)):
             continue  # a failing case tells the learner's function from this mistake
+        if any(j.verdict.ok and f.raised for j, f in zip(judged, fits, strict=True)):
+            continue  # its variant raises where the learner's function is right
         score = (sum(f.explains for f in fits), -order)
         if best is None or score > best:
             best, chosen = score, mistake
@@ -181,9 +220,12 @@ def _partly_explains(checker: Checker, case: Case, outcome: Outcome,
     rest = [outputs[i] for i in wrong if i not in explained]
     names = " and ".join(f"`{outputs[i]}`" for i in explained)
     hint = f"your {names} match a known mistake: {mistake.hint}"
-    if rest:
-        hint += (f" {' and '.join(f'`{name}`' for name in rest)} also has a mistake of its "
-                 "own: check it again once this one is fixed.")
+    if len(rest) == 1:
+        hint += (f" `{rest[0]}` also has a mistake of its own: check it again once this one "
+                 "is fixed.")
+    elif rest:
+        hint += (f" {' and '.join(f'`{name}`' for name in rest)} also have mistakes of their "
+                 "own: check them again once this one is fixed.")
     return hint, f"{mistake.key}, partly"
 
 

@@ -387,8 +387,9 @@ _UNSTABLE = (
 class _CacheChecker(Checker):
     """A checker that also recognises a value left out of the attention by the error it
     raises: weights over position + 1 tokens meet position values. (Its wrong variant would
-    raise on every case, and a variant that raises fits any learner's function raising the
-    same exception type: the sizes in the message tell this mistake apart.)"""
+    raise on every case, and its message names other sizes than the learner's error does, so
+    `diagnosis.same_error` does not match the two: the sizes in the message tell this mistake
+    apart.)"""
 
     def _report(self, judged: Sequence[Judged], graded: bool = False) -> CheckResult:
         result = super()._report(judged, graded)

@@ -7,9 +7,13 @@ addresses), because nbval compares a check cell's output with the committed one.
 
 from __future__ import annotations
 
+import copy
 import html
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from course_lib.checks.cases import Case
 
 __all__ = ["CheckResult"]
 
@@ -22,7 +26,8 @@ class CheckResult:
     passed     True when every case passed
     n_passed   how many of the n_cases cases passed
     summary    one line: "all 9 cases passed", "not implemented yet: ...", ...
-    details    the smallest failing case: its inputs, the expected and the received values
+    details    the smallest failing case: its inputs (each in one line when a full listing
+               would be long), the expected and the received values
     hint       the likely mistake, in the course's words ("" when passed)
     diagnosis  a short key for tools and tests: "passed", "not-implemented", "timeout",
                "mutation", "exception", "type", "shape", "nan", "values", "memory"; a result
@@ -31,6 +36,9 @@ class CheckResult:
                signature: "<name>-parameter" ("axis-parameter"); NaN on a fully blocked row:
                "nan-blocked-row"; or the key of the recognised mistake (e.g.
                "no-max-subtraction")
+    failing_case  the smallest failing case itself (None when passed, not implemented yet,
+               or not judged); its arrays are the checker's own: read them through `inputs`,
+               and `case` lists them in full
     """
 
     function: str
@@ -41,6 +49,19 @@ class CheckResult:
     details: str = ""
     hint: str = ""
     diagnosis: str = ""
+    failing_case: Case | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def case(self) -> str:
+        """The smallest failing case in full: the call and every input's values ("" when
+        none failed). `details` shows each input in one line when this would be long."""
+        return "" if self.failing_case is None else self.failing_case.describe(self.function)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The smallest failing case's inputs by name, as copies (yours to change): call
+        your function on them to debug it. Empty when none failed."""
+        return {} if self.failing_case is None else copy.deepcopy(self.failing_case.inputs)
 
     def __bool__(self) -> bool:
         return self.passed
