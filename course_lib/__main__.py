@@ -320,9 +320,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        **{name: value for name, value in given.items() if value is not None})
     settings = replace(settings, eval_every=min(settings.eval_every, settings.steps),
                        warmup=min(settings.warmup, settings.steps))
+    if settings.repeat_fraction and (config.n_ctx + 1) // 2 < 8:
+        print(f"error: --repeat-fraction needs room for a passage of 8 characters written twice "
+              f"in a window: use --n-ctx 15 or more (got {config.n_ctx}).", file=sys.stderr)
+        return 2
+    repeats = (f"; {settings.repeat_fraction:.0%} of the training windows carry a passage "
+               "written twice" if settings.repeat_fraction else "")
     print(f"corpus: Python's help topics, {len(corpus.train)} training and "
           f"{len(corpus.heldout)} held-out characters, {corpus.tokenizer.vocab_size} tokens; "
-          f"model: {config}")
+          f"model: {config}{repeats}")
     try:
         experiment = lm_training.run_gpt_experiment(
             config, settings, corpus, seeds=args.seeds, seed_steps=args.seed_steps,
@@ -594,19 +600,23 @@ def _parser() -> argparse.ArgumentParser:
         "write a checkpoint",
         description="gpt: train the bigram baseline, then --seeds shorter GPT runs (one seed "
         "each, with the bigram of that seed), then the main GPT run, all on CPython 3.11.7's help "
-        "topics (pydoc_data.topics, shipped in course_lib/texts/); print the held-out losses "
+        "topics (pydoc_data.topics, shipped in course_lib/texts/); print the held-out losses, "
+        "each GPT's strongest induction head (measured on held-out passages written twice) "
         "and a sample; write the main model, its "
         "history and how it was made to --out (.npz). The course's checkpoint "
-        "(course_lib/results/gpt_char.npz) was made by the command in its provenance. The "
+        "(course_lib/results/gpt_char.npz), and lesson 12's second model "
+        "(course_lib/results/gpt_char_repeats.npz, --repeat-fraction 1), were made by the "
+        "commands in their provenance. The "
         "training settings not given default to course_lib.lm_training.TrainSettings's. "
         "seq2seq: train the encoder-decoder on the dates task (course_lib.translation_task) "
         "with --seeds other seeds, then the main run; print the exact-match accuracies (held-out "
         "dates, and sources longer than any in training) and the alignment shares; write the "
         "main model, its records and how it was made to --out (.npz); the course's checkpoint "
         "is course_lib/results/seq2seq_translation.npz. Its settings not given default to "
-        "course_lib.seq2seq_training.Seq2SeqSettings's (--n-ctx, --positions, --seed-steps and "
-        "--bigram-steps are the GPT's only). seq2seq-rnn: the GRU encoder-decoder without and "
-        "with attention (width --d-model), --seeds seeds each from --seed, with seq2seq's "
+        "course_lib.seq2seq_training.Seq2SeqSettings's (--n-ctx, --positions, --seed-steps, "
+        "--bigram-steps and --repeat-fraction are the GPT's only). seq2seq-rnn: the GRU "
+        "encoder-decoder without and with attention (width --d-model), --seeds seeds each "
+        "from --seed, with seq2seq's "
         "training settings; exact match against source length, written to --out "
         "(course_lib/results/seq2seq_rnn.npz).",
     )
@@ -635,9 +645,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--bigram-steps", type=_positive(int),
                        help="training steps of the bigram")
     train.add_argument("--repeat-fraction", type=_fraction, metavar="P",
-                       help="gpt: the share of training windows that carry a passage of the text "
-                       "written twice, where copying from the context pays (default: 0; lesson "
-                       "12's second model, course_lib/results/gpt_char_repeats.npz: 1)")
+                       help="gpt: the probability that a training window carries a passage of "
+                       "the text written twice, where copying from the context pays (default: 0; "
+                       "lesson 12's second model, course_lib/results/gpt_char_repeats.npz: 1)")
     train.add_argument("--n-decoder-layers", type=_positive(int),
                        help="seq2seq: decoder blocks (default: --n-layers; then --n-layers counts "
                        "the encoder's)")

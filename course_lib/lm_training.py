@@ -575,9 +575,13 @@ def run_gpt_experiment(config: GPTConfig, settings: TrainSettings, corpus: Corpu
 
 
 def _induction_line(induction: Mapping[str, Any]) -> str:
+    """One line on a run's strongest induction head; under twice the chance level, "none"."""
     layer, head = induction["head"]
-    return (f"strongest induction head {layer}.{head}: score {induction['score']:.3f} "
-            f"(chance {induction['chance']:.3f}), loss on a held-out passage's second copy "
+    times = induction["score"] / induction["chance"]
+    measured = f"score {induction['score']:.3f}, {times:.1f} times chance"
+    found = (f"strongest induction head {layer}.{head}: {measured}" if times >= 2 else
+             f"no induction head (the best, {layer}.{head}, {measured})")
+    return (f"{found}; loss on a held-out passage's second copy "
             f"{induction['second_copy_loss']:.2f} against {induction['first_copy_loss']:.2f} "
             "on the first")
 

@@ -40,6 +40,9 @@ def test_a_long_case_shows_one_line_per_input_and_keeps_the_hint_in_view():
     assert "[[ 2.3 -0.5 -0.3 -0.4]" not in result.details  # X's values: in result.case
     assert "print(result.case)" in result.details
     assert "result = check_transformer_block(transformer_block)" in result.details
+    assert "transformer_block(**result.inputs)" in result.details
+    again = block_one_percent_off(**result.inputs)  # what the message tells the learner to run
+    assert again.shape == result.inputs["X"].shape
 
 
 def test_the_full_case_and_copies_of_its_inputs_are_on_the_result():

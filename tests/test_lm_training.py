@@ -310,10 +310,24 @@ def test_train_gpt_command_takes_a_repeat_fraction_between_0_and_1(tmp_path, cap
             "--n-heads", "2", "--n-layers", "2", "--batch-size", "2", "--bigram-steps", "1",
             "--repeat-fraction", "0.5", "--out", str(out)]
     assert main(argv) == 0
-    assert "strongest induction head 1." in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "50% of the training windows carry a passage written twice" in printed
+    assert "induction head" in printed and "times chance" in printed
     checkpoint = lt.load_checkpoint(out)
     assert checkpoint.provenance["settings"]["repeat_fraction"] == 0.5
     assert checkpoint.provenance["final"]["induction"]["head"][0] == 1
     with pytest.raises(SystemExit):
         main(["train", "gpt", "--repeat-fraction", "1.5"])
     assert "must be between 0 and 1" in capsys.readouterr().err
+    assert main(["train", "gpt", "--repeat-fraction", "0.5", "--n-ctx", "10"]) == 2
+    assert "use --n-ctx 15 or more (got 10)" in capsys.readouterr().err
+
+
+def test_the_induction_line_says_none_under_twice_the_chance_level() -> None:
+    run = {"head": [1, 2], "score": 0.41, "chance": 0.0205, "first_copy_loss": 1.5,
+           "second_copy_loss": 0.6}
+    assert lt._induction_line(run).startswith("strongest induction head 1.2: score 0.410, "
+                                              "20.0 times chance; ")
+    weak = run | {"score": 0.03}
+    assert lt._induction_line(weak).startswith("no induction head (the best, 1.2, score 0.030, "
+                                               "1.5 times chance); ")

@@ -115,6 +115,6 @@ def brief_listing(case: Case, function: str, n_lines: int) -> str:
     lines += [
         f"  (one line per input: their values take {n_lines} lines. To see them, run",
         f"   result = check_{function}({function}); print(result.case)",
-        "   and find the arrays themselves, as copies, in result.inputs.)",
+        f"   and run the case again on copies of its inputs: {function}(**result.inputs))",
     ]
     return "\n".join(lines)
