@@ -3,6 +3,8 @@ unrelated crash is not blamed on a known mistake, and the hints' English is righ
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,19 @@ def test_the_threshold_keeps_exercises_01_to_04_in_full_and_condenses_the_block(
             assert len(case.describe(function).splitlines()) <= LONG_LISTING, (function, case)
     block = CHECKS["transformer_block"].cases()[0]
     assert len(block.describe("transformer_block").splitlines()) > LONG_LISTING
+
+
+def test_the_notebook_shows_what_is_wrong_beside_the_hint_not_folded_away():
+    result = check_softmax(lambda x, axis=-1: attention.softmax(x, axis=axis) * 1.01)
+    assert result.problem == "Your result has wrong values (largest difference 0.00665)."
+    page = result._repr_html_()
+    folded = page.index("<details>")
+    assert 0 <= page.index(result.problem) < page.index("<b>Hint:</b>") < folded
+    assert "Smallest failing case:" not in page, "the fold's own heading says it once"
+    assert "Expected:" in page[folded:] and result.problem in result.feedback
+    crash = check_softmax(lambda x, axis=-1: x.no_such_method())
+    assert crash.problem.startswith("Your function raised AttributeError")
+    assert html.escape(crash.problem.splitlines()[0]) in crash._repr_html_().split("<details>")[0]
 
 
 def test_a_passed_check_has_no_case():

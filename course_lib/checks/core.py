@@ -133,10 +133,11 @@ class Checker:
     # -- checking ---------------------------------------------------------------------------
 
     def _failed(self, n_cases: int, summary: str, hint: str, diagnosis: str,
-                details: str = "", n_passed: int = 0, case: Case | None = None) -> CheckResult:
+                details: str = "", n_passed: int = 0, case: Case | None = None,
+                problem: str = "") -> CheckResult:
         return CheckResult(function=self.function, passed=False, n_passed=n_passed,
                            n_cases=n_cases, summary=summary, details=details, hint=hint,
-                           diagnosis=diagnosis, failing_case=case)
+                           diagnosis=diagnosis, problem=problem, failing_case=case)
 
     def check(
         self, fn: Any, *, timeout: float = DEFAULT_TIMEOUT, harder: bool = False
@@ -226,7 +227,7 @@ class Checker:
             hint, key = diagnose(self, judged, first)
         return self._failed(len(judged), summary=f"{n_passed} of {len(judged)} cases passed.",
                             details="\n".join(details), hint=hint, diagnosis=key,
-                            n_passed=n_passed, case=case)
+                            n_passed=n_passed, case=case, problem=verdict.problem)
 
     # -- judging ----------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ class CheckResult:
                signature: "<name>-parameter" ("axis-parameter"); NaN on a fully blocked row:
                "nan-blocked-row"; or the key of the recognised mistake (e.g.
                "no-max-subtraction")
+    problem    what is wrong on the smallest failing case, one or two lines ("Your result has
+               wrong values (largest difference 0.0593).", the exception raised, ...; also in
+               `details`): the notebook shows it beside the hint, outside the folded case
     failing_case  the smallest failing case itself (None when passed, not implemented yet,
                or not judged); its arrays are the checker's own: read them through `inputs`,
                and `case` lists them in full
@@ -49,6 +52,7 @@ class CheckResult:
     details: str = ""
     hint: str = ""
     diagnosis: str = ""
+    problem: str = ""
     failing_case: Case | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -97,12 +101,17 @@ class CheckResult:
             f'<b style="color:{colour}">{mark}</b> <code>{html.escape(self.function)}</code>: '
             f"{html.escape(self.summary)}",
         ]
+        if self.problem:
+            parts.append(f'<pre style="margin:4px 0;font-size:90%;white-space:pre-wrap">'
+                         f"{html.escape(self.problem)}</pre>")
         if self.hint:
             parts.append(f"<div><b>Hint:</b> {html.escape(self.hint)}</div>")
         if self.details:
+            details = self.details.removeprefix("Smallest failing case:\n")
             parts.append(
-                '<details><summary style="cursor:pointer">the smallest failing case</summary>'
-                f'<pre style="margin:4px 0;font-size:90%">{html.escape(self.details)}</pre>'
+                '<details><summary style="cursor:pointer">the smallest failing case: its '
+                "inputs, and the expected and received values</summary>"
+                f'<pre style="margin:4px 0;font-size:90%">{html.escape(details)}</pre>'
                 "</details>"
             )
         parts.append("</div>")

@@ -52,7 +52,7 @@ def safe_graded(graded: Graded) -> Graded:
         safe(name): dataclasses.replace(
             result, function=safe(result.function), summary=safe(result.summary),
             details=safe(result.details, MAX_FEEDBACK), hint=safe(result.hint),
-            diagnosis=safe(result.diagnosis, 80),
+            diagnosis=safe(result.diagnosis, 80), problem=safe(result.problem),
         )
         for name, result in graded.results.items()
     }
