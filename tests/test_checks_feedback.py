@@ -104,6 +104,14 @@ def test_the_notebook_shows_what_is_wrong_beside_the_hint_not_folded_away():
     assert html.escape(crash.problem.splitlines()[0]) in crash._repr_html_().split("<details>")[0]
 
 
+def test_a_keyword_array_is_listed_by_name_like_the_others():
+    case = next(c for c in CHECKS["self_attention_backward"].cases(harder=True)
+                if isinstance(c.kwargs.get("mask"), np.ndarray))
+    text = case.describe("self_attention_backward")
+    assert "(X, W_Q, W_K, W_V, dO, mask=mask)" in text.splitlines()[0], text
+    assert "array(" not in text and "  mask (4 × 4, bool) =" in text, text
+
+
 def test_a_passed_check_has_no_case():
     result = check_softmax(attention.softmax)
     assert result and result.case == "" and result.inputs == {}

@@ -51,10 +51,13 @@ class Case:
 
     def describe(self, function: str) -> str:
         """The call and the inputs, as shown to the learner."""
+        arrays = {key: value for key, value in self.kwargs.items()
+                  if isinstance(value, np.ndarray)}  # listed below, as the positional ones
         names = [name for name, _ in self.args]
-        names += [f"{key}={value!r}" for key, value in self.kwargs.items()]
+        names += [f"{key}={key if key in arrays else repr(value)}"
+                  for key, value in self.kwargs.items()]
         lines = [f"  {function}({', '.join(names)})  [{self.name}]"]
-        for name, value in self.args:
+        for name, value in [*self.args, *arrays.items()]:
             if isinstance(value, np.ndarray):
                 shape = " × ".join(str(s) for s in value.shape) or "scalar"
                 lines.append(f"  {name} ({shape}, {value.dtype}) =")
