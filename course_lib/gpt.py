@@ -33,6 +33,7 @@ from course_lib.attention import softmax
 from course_lib.shapes import (
     BLOCK_PARAM_NAMES,
     as_float_array,
+    check_block_widths,
     check_count,
     check_tokens,
 )
@@ -77,13 +78,9 @@ class GPTConfig:
     positions: Literal["learned", "rope"] = "learned"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_ctx", "d_model", "n_heads", "n_layers"):
+        for name in ("vocab_size", "n_ctx", "n_layers"):
             check_count(getattr(self, name), name)
-        if self.d_ff is None:
-            object.__setattr__(self, "d_ff", 4 * self.d_model)
-        check_count(self.d_ff, "d_ff")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads = {self.n_heads} must divide d_model = {self.d_model}.")
+        object.__setattr__(self, "d_ff", check_block_widths(self.d_model, self.n_heads, self.d_ff))
         if self.positions not in ("learned", "rope"):
             raise ValueError(f'positions must be "learned" or "rope"; got {self.positions!r}.')
         if self.positions == "rope" and (self.d_model // self.n_heads) % 2:

@@ -38,7 +38,7 @@ import numpy as np
 
 from course_lib.attention import padding_mask, sinusoidal_positions
 from course_lib.gpt import causal_lm_loss
-from course_lib.shapes import BLOCK_PARAM_NAMES, check_count
+from course_lib.shapes import BLOCK_PARAM_NAMES, check_block_widths, check_count
 from course_lib.transformer import (
     DECODER_PARAM_NAMES,
     BlockCache,
@@ -87,14 +87,9 @@ class Seq2SeqConfig:
     d_ff: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads",
-                     "n_encoder_layers", "n_decoder_layers"):
+        for name in ("src_vocab_size", "tgt_vocab_size", "n_encoder_layers", "n_decoder_layers"):
             check_count(getattr(self, name), name)
-        if self.d_ff is None:
-            object.__setattr__(self, "d_ff", 4 * self.d_model)
-        check_count(self.d_ff, "d_ff")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads = {self.n_heads} must divide d_model = {self.d_model}.")
+        object.__setattr__(self, "d_ff", check_block_widths(self.d_model, self.n_heads, self.d_ff))
         if self.tgt_vocab_size <= EOS:
             raise ValueError("the target vocabulary needs padding (0), BOS (1) and EOS (2).")
 

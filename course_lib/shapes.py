@@ -21,7 +21,7 @@ __all__ = [
     "compute_dtype", "sum_to_shape", "sum_over_batch", "check_projections",
     "check_queries_keys", "check_weights_values", "check_queries_keys_values", "check_heads",
     "check_gradient", "check_batch", "check_layer_norm", "check_feed_forward", "check_rope",
-    "BLOCK_PARAM_NAMES", "check_block_params", "check_tokens",
+    "BLOCK_PARAM_NAMES", "check_block_params", "check_tokens", "check_block_widths",
 ]
 
 
@@ -72,6 +72,17 @@ def check_count(value: object, name: str, minimum: int = 1) -> int:
         wanted = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
         raise ValueError(f"{name} must be {wanted}; got {value!r}.")
     return int(value)
+
+
+def check_block_widths(d_model: int, n_heads: int, d_ff: int | None) -> int:
+    """The feed-forward width of a Transformer block: d_ff, or 4 · d_model when None (GPT-2's,
+    Vaswani et al.'s). Raises ValueError unless d_model, n_heads and d_ff are positive whole
+    numbers and n_heads divides d_model (each head gets d_model / n_heads features)."""
+    d_model, n_heads = check_count(d_model, "d_model"), check_count(n_heads, "n_heads")
+    d_ff = check_count(4 * d_model if d_ff is None else d_ff, "d_ff")
+    if d_model % n_heads:
+        raise ValueError(f"n_heads = {n_heads} must divide d_model = {d_model}.")
+    return d_ff
 
 
 def check_mask(mask: object, scores_shape: tuple[int, ...]) -> np.ndarray:

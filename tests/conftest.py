@@ -12,6 +12,8 @@ test (Chromium missing, an extra not installed) cannot pass.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,25 @@ def pytest_configure(config: pytest.Config) -> None:
         # registered as a plugin, not as this conftest's hooks: conftest hooks would not see the
         # reports of items outside tests/ (the notebooks)
         config.pluginmanager.register(RequireAllTests(), "course-require-all-tests")
+
+
+# --- fixtures shared by test modules --------------------------------------------------------
+
+
+@pytest.fixture
+def path_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """`path_with("bwrap")`: PATH holds only these programs (as a machine without the others);
+    the grader's isolation is detected again, and again after the test (test_grading_modes,
+    test_grading_failclosed)."""
+    from course_lib.grading.isolation import detect_isolation
+
+    def use(*programs: str) -> None:
+        folder = tmp_path / "bin"
+        folder.mkdir(exist_ok=True)
+        for program in programs:
+            os.symlink(shutil.which(program), folder / program)
+        monkeypatch.setenv("PATH", str(folder))
+        detect_isolation.cache_clear()
+
+    yield use
+    detect_isolation.cache_clear()

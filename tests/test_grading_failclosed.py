@@ -19,7 +19,6 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,23 +37,6 @@ from course_lib.grading.staging import Staging
 from course_lib.grading.submissions import find_submissions, read_submission
 
 BWRAP, SETPRIV = shutil.which("bwrap"), shutil.which("setpriv")
-
-
-@pytest.fixture
-def path_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """`path_with("bwrap")`: PATH holds only these programs (as a machine without the others);
-    the isolation is detected again, and again after the test."""
-
-    def use(*programs: str) -> None:
-        folder = tmp_path / "bin"
-        folder.mkdir(exist_ok=True)
-        for program in programs:
-            os.symlink(shutil.which(program), folder / program)
-        monkeypatch.setenv("PATH", str(folder))
-        isolation_module.detect_isolation.cache_clear()
-
-    yield use
-    isolation_module.detect_isolation.cache_clear()
 
 
 def _uncontained_here(path_with) -> None:  # type: ignore[no-untyped-def]

@@ -48,22 +48,6 @@ def snooping(folder: Path, course: Path) -> Path:
 
 
 @pytest.fixture
-def path_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """`path_with("bwrap")`: PATH holds only these programs; isolation detected afresh."""
-
-    def use(*programs: str) -> None:
-        folder = tmp_path / "bin"
-        folder.mkdir(exist_ok=True)
-        for program in programs:
-            os.symlink(shutil.which(program), folder / program)
-        monkeypatch.setenv("PATH", str(folder))
-        detect_isolation.cache_clear()
-
-    yield use
-    detect_isolation.cache_clear()
-
-
-@pytest.fixture
 def fake_course() -> Iterator[Path]:
     """A copy of the course's master and reference in a folder any user may pass (unlike
     pytest's own temporary folders), so that only the course's own modes decide."""
